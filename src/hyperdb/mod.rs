@@ -1,0 +1,1 @@
+//! hyperdb (being written).

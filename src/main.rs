@@ -1,0 +1,3 @@
+//! The `roundup-xmlrpc-server` binary (being written).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! tracker (being written).
+
+pub mod schema;
