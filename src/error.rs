@@ -1,1 +1,128 @@
-//! error (being written).
+//! Typed errors of the Roundup API and the one place where they, and protocol
+//! failures, become XML-RPC faults.
+//!
+//! Roundup reports application errors as `Fault(1, "<class 'X'>:message")`, where
+//! X is the Python exception class. Clients parse that text, so the variants here
+//! are named after those classes and [`Error::to_fault`] reproduces the text.
+
+use crate::store::pyrepr::str_repr;
+use crate::store::StoreError;
+use crate::xmlrpc::{DecodeError, Fault};
+
+/// An error of a Roundup API call, named after the Python exception Roundup raises.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Error {
+    /// `KeyError(msg)`: unknown class or property, reserved names, lookup misses.
+    #[error("KeyError: {0}")]
+    KeyError(String),
+    /// `IndexError(msg)`: no such item.
+    #[error("IndexError: {0}")]
+    IndexError(String),
+    /// `roundup.exceptions.UsageError(msg)`: bad arguments and validation failures.
+    #[error("UsageError: {0}")]
+    UsageError(String),
+    /// `roundup.exceptions.Unauthorised(msg)`: permission denied.
+    #[error("Unauthorised: {0}")]
+    Unauthorised(String),
+    /// `roundup.hyperdb.DesignatorError(msg)`.
+    #[error("DesignatorError: {0}")]
+    DesignatorError(String),
+    /// `TypeError(msg)`: wrong argument count or type.
+    #[error("TypeError: {0}")]
+    TypeError(String),
+    /// `ValueError(msg)`.
+    #[error("ValueError: {0}")]
+    ValueError(String),
+    /// `AttributeError(msg)`: a wrong argument type Roundup trips over.
+    #[error("AttributeError: {0}")]
+    AttributeError(String),
+    /// `roundup.exceptions.Reject(msg)`: refused by an auditor.
+    #[error("Reject: {0}")]
+    Reject(String),
+    /// `OverflowError(msg)`: an integer result does not fit XML-RPC.
+    #[error("OverflowError: {0}")]
+    OverflowError(String),
+    /// `Exception(msg)`: unknown method or action.
+    #[error("Exception: {0}")]
+    Exception(String),
+    /// The user lacks `Xmlrpc Access`: `Fault(403, 'Forbidden')`.
+    #[error("Forbidden")]
+    Forbidden,
+    /// The method exists but its parameters are unusable at the protocol level.
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+    /// No such method (introspection-level, interop code -32601).
+    #[error("method not found: {0}")]
+    MethodNotFound(String),
+    /// A storage failure (logged; the client sees a generic fault).
+    #[error("storage: {0}")]
+    Store(String),
+    /// The server is over a limit (busy, deadline).
+    #[error("server error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e.to_string())
+    }
+}
+
+/// Result type of API calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Interop fault codes (specs.xmlrpc.com/spec/xmlrpc-interop fault codes) used for
+/// failures Roundup never answered cleanly.
+pub mod codes {
+    /// Not well-formed XML, bad encoding, forbidden DTD/entities.
+    pub const PARSE_ERROR: i32 = -32700;
+    /// Well-formed but not a valid XML-RPC request, or over a limit.
+    pub const INVALID_REQUEST: i32 = -32600;
+    /// Method not found (introspection only; Roundup methods answer as Roundup).
+    pub const METHOD_NOT_FOUND: i32 = -32601;
+    /// Invalid method parameters at the protocol level.
+    pub const INVALID_PARAMS: i32 = -32602;
+    /// Internal error (storage failure, busy).
+    pub const INTERNAL_ERROR: i32 = -32603;
+}
+
+impl Error {
+    /// Wraps Python's `TypeError`/`IndexError`/`ValueError` raised inside
+    /// `create`/`set` as `UsageError`, as Roundup's XML-RPC layer does.
+    pub fn into_usage(self) -> Error {
+        match self {
+            Error::TypeError(m) | Error::IndexError(m) | Error::ValueError(m) | Error::DesignatorError(m) => {
+                Error::UsageError(m)
+            }
+            e => e,
+        }
+    }
+
+    /// The fault a client sees. Storage details are not disclosed.
+    pub fn to_fault(&self) -> Fault {
+        let py = |class: &str, msg: &str| Fault::new(1, format!("<class '{class}'>:{msg}"));
+        match self {
+            Error::KeyError(m) => py("KeyError", &str_repr(m)),
+            Error::IndexError(m) => py("IndexError", m),
+            Error::UsageError(m) => py("roundup.exceptions.UsageError", m),
+            Error::Unauthorised(m) => py("roundup.exceptions.Unauthorised", m),
+            Error::DesignatorError(m) => py("roundup.hyperdb.DesignatorError", m),
+            Error::TypeError(m) => py("TypeError", m),
+            Error::ValueError(m) => py("ValueError", m),
+            Error::AttributeError(m) => py("AttributeError", m),
+            Error::Reject(m) => py("roundup.exceptions.Reject", m),
+            Error::OverflowError(m) => py("OverflowError", m),
+            Error::Exception(m) => py("Exception", m),
+            Error::Forbidden => Fault::new(403, "Forbidden"),
+            Error::InvalidParams(m) => Fault::new(codes::INVALID_PARAMS, m.clone()),
+            Error::MethodNotFound(m) => Fault::new(codes::METHOD_NOT_FOUND, format!("method \"{m}\" is not supported")),
+            Error::Store(_) => Fault::new(codes::INTERNAL_ERROR, "database error; see the server log"),
+            Error::Internal(m) => Fault::new(codes::INTERNAL_ERROR, m.clone()),
+        }
+    }
+}
+
+/// The fault for a request document that could not be decoded.
+pub fn decode_fault(e: &DecodeError) -> Fault {
+    Fault::new(e.fault_code(), e.to_string())
+}

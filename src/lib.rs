@@ -24,6 +24,7 @@ pub mod detectors;
 pub mod dispatch;
 pub mod error;
 pub mod http;
+pub mod items;
 pub mod hyperdb;
 pub mod security;
 pub mod server;

@@ -1,1 +1,160 @@
-//! store (being written).
+//! Storage: the narrow interface the item layer and the API methods use, and its
+//! SQLite implementation in Roundup 2.6's on-disk layout ([`sqlite`]).
+//!
+//! Everything happens inside a [`Tx`]: a read snapshot or a write transaction.
+//! A write transaction covers one XML-RPC call (or one multicall sub-call); rows,
+//! journal entries and FileClass content files land together or not at all.
+
+pub mod filter;
+pub mod pyrepr;
+pub mod sqlite;
+
+use crate::hyperdb::date::Date;
+use crate::hyperdb::interval::Interval;
+use crate::tracker::schema::ClassDef;
+use std::collections::BTreeMap;
+
+pub use filter::{Cond, FilterQuery, SortKey};
+
+/// An item id. Roundup stores ids as SQL integers and shows them as strings.
+pub type Id = i64;
+
+/// One stored property value (NULL is represented by `None` around it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropValue {
+    /// A String property.
+    String(String),
+    /// A Password property: the stored `{SCHEME}data` text.
+    Password(String),
+    /// A Date property (UTC).
+    Date(Date),
+    /// An Interval property.
+    Interval(Interval),
+    /// A Link property: the target id.
+    Link(Id),
+    /// A Multilink property: target ids, ascending, no duplicates.
+    Multilink(Vec<Id>),
+    /// A Boolean property.
+    Boolean(bool),
+    /// A Number property.
+    Number(f64),
+    /// An Integer property.
+    Integer(i64),
+}
+
+/// Property values keyed by name; `None` is NULL (or an empty Multilink as read
+/// from a table that has no rows for it is `Some(Multilink(vec![]))`).
+pub type Values = BTreeMap<String, Option<PropValue>>;
+
+/// An item as read from storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// The item id.
+    pub id: Id,
+    /// True when the item is retired.
+    pub retired: bool,
+    /// Declared property values plus `creation`, `activity` (Date), `creator` and
+    /// `actor` (Link). Multilinks are present only when they were asked for.
+    pub values: Values,
+}
+
+impl Item {
+    /// The value of `prop`, flattening "absent" and NULL to `None`.
+    pub fn get(&self, prop: &str) -> Option<&PropValue> {
+        self.values.get(prop).and_then(|v| v.as_ref())
+    }
+}
+
+/// Which Multilink properties [`Tx::get`] should load.
+#[derive(Debug, Clone, Copy)]
+pub enum Multilinks<'a> {
+    /// All of them.
+    All,
+    /// None of them.
+    None,
+    /// Only these.
+    Only(&'a [&'a str]),
+}
+
+/// A journal entry to write (Roundup's `<class>__journal` row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalEntry {
+    /// The item the entry is about.
+    pub nodeid: Id,
+    /// When.
+    pub date: Date,
+    /// The acting user's id.
+    pub tag: Id,
+    /// `create`, `set`, `link`, `unlink`, `retired`, `restored`.
+    pub action: String,
+    /// The params as Python repr text (see [`pyrepr`]).
+    pub params: String,
+}
+
+/// Storage failures. Constraint-like conditions the item layer must report to
+/// clients are checked before writing, so anything here is a server-side problem
+/// (or a read-only/full disk), reported as a fault without details of SQL.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A content file could not be read or written.
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database was written by a newer Roundup or is otherwise unusable.
+    #[error("{0}")]
+    Incompatible(String),
+    /// A write was attempted in a read-only transaction.
+    #[error("write attempted in a read transaction")]
+    ReadOnly,
+}
+
+/// Result type of storage operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One transaction on the tracker database. Dropping it without [`Tx::commit`]
+/// rolls everything back, content files included.
+pub trait Tx {
+    /// Loads an item (retired ones too), or `None` if the id does not exist.
+    fn get(&mut self, class: &ClassDef, id: Id, multilinks: Multilinks<'_>) -> Result<Option<Item>>;
+    /// True if the item exists (retired or not).
+    fn exists(&mut self, class: &ClassDef, id: Id) -> Result<bool>;
+    /// Ids of the non-retired items, ascending.
+    fn list(&mut self, class: &ClassDef) -> Result<Vec<Id>>;
+    /// `(id, value)` of one property for every non-retired item, ascending by id.
+    /// `prop` may be a declared property or an automatic one.
+    fn column(&mut self, class: &ClassDef, prop: &str) -> Result<Vec<(Id, Option<PropValue>)>>;
+    /// The non-retired item whose key property equals `value` exactly.
+    fn lookup(&mut self, class: &ClassDef, key: &str, value: &str) -> Result<Option<Id>>;
+    /// Runs a filter query; returns matching non-retired ids in the requested order.
+    fn filter(&mut self, class: &ClassDef, query: &FilterQuery) -> Result<Vec<Id>>;
+    /// The content of a FileClass item, `None` if it has no content file.
+    fn content(&mut self, class: &ClassDef, id: Id) -> Result<Option<Vec<u8>>>;
+
+    /// Allocates the next id of `class` (inside this transaction).
+    fn new_id(&mut self, class: &ClassDef) -> Result<Id>;
+    /// Inserts a new item with `values` (declared properties only) and the
+    /// automatic properties.
+    fn insert(&mut self, class: &ClassDef, id: Id, values: &Values, user: Id, now: Date) -> Result<()>;
+    /// Updates declared properties of an item; `touch` also sets activity/actor.
+    fn update(&mut self, class: &ClassDef, id: Id, values: &Values, user: Id, now: Date, touch: bool) -> Result<()>;
+    /// Sets the retired flag (Roundup stores the item's own id when retired).
+    fn set_retired(&mut self, class: &ClassDef, id: Id, retired: bool) -> Result<()>;
+    /// Stages new content for a FileClass item (written on commit).
+    fn set_content(&mut self, class: &ClassDef, id: Id, content: &[u8]) -> Result<()>;
+    /// Appends a journal entry.
+    fn journal(&mut self, class: &ClassDef, entry: &JournalEntry) -> Result<()>;
+    /// Replaces the full-text index words of (class, id, prop) (Roundup's native indexer).
+    fn index_text(&mut self, class: &ClassDef, id: Id, prop: &str, text: &str) -> Result<()>;
+    /// Commits the transaction and moves staged content files into place.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A tracker database: hands out transactions. Shared by all request threads.
+pub trait Store: Send + Sync {
+    /// A read transaction (a consistent snapshot; never waits for writers).
+    fn read(&self) -> Result<Box<dyn Tx + '_>>;
+    /// A write transaction (writers are serialised).
+    fn write(&self) -> Result<Box<dyn Tx + '_>>;
+}

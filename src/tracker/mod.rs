@@ -1,3 +1,175 @@
-//! tracker (being written).
+//! A tracker directory: `schema.toml`, `config.ini`, `initial_data.toml` and the
+//! database under `db/`. [`Tracker::open`] loads and validates it once at start-up.
 
+pub mod config;
+pub mod demo;
+pub mod init;
+pub mod load;
 pub mod schema;
+
+use crate::security::Security;
+use crate::store::sqlite::{Options, SqliteStore};
+use crate::store::Store;
+use schema::Schema;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a tracker could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The directory does not exist or has no schema.toml.
+    #[error("{0}: not a tracker directory (no schema.toml)")]
+    Missing(PathBuf),
+    /// schema.toml is invalid.
+    #[error("{0}")]
+    Schema(String),
+    /// config.ini is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The database could not be opened or brought up to date.
+    #[error("{path}: cannot open database: {source}")]
+    Database {
+        /// The database directory.
+        path: PathBuf,
+        /// What went wrong.
+        source: crate::store::StoreError,
+    },
+}
+
+/// Settings from config.ini that the server uses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `[tracker] name`.
+    pub tracker_name: String,
+    /// `[tracker] web`.
+    pub tracker_web: String,
+    /// `[tracker] email` (the admin address).
+    pub tracker_email: String,
+    /// `[main] timezone`: the default time zone for Date input.
+    pub timezone: String,
+    /// `[main] password_pbkdf2_default_rounds`.
+    pub pbkdf2_rounds: u32,
+    /// `[main] password_default_scheme` (ours): `PBKDF2S5` or `BCRYPT`.
+    pub password_scheme: String,
+    /// `[nosy] messages_to_author`: `yes`, `no`, `new` or `nosy`.
+    pub nosy_messages_to_author: String,
+    /// `[nosy] add_author`: `yes`, `no` or `new`.
+    pub nosy_add_author: String,
+    /// `[nosy] add_recipients`: `yes`, `no` or `new`.
+    pub nosy_add_recipients: String,
+    /// `[mail] domain`.
+    pub mail_domain: String,
+    /// `[mail] debug`: write mail to this file instead of sending it.
+    pub mail_debug: Option<PathBuf>,
+    /// `[mail] host` (empty: no SMTP).
+    pub mail_host: String,
+    /// `[web] api_failed_login_limit` (0 = off).
+    pub api_failed_login_limit: u32,
+    /// `[web] api_failed_login_interval_in_sec`.
+    pub api_failed_login_interval: u64,
+    /// `[rdbms] sqlite_timeout` in seconds.
+    pub sqlite_timeout: u64,
+    /// `[main] database`: the database directory, relative to the tracker.
+    pub database: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            tracker_name: "Roundup issue tracker".into(),
+            tracker_web: String::new(),
+            tracker_email: String::new(),
+            timezone: "0".into(),
+            pbkdf2_rounds: 250_000,
+            password_scheme: "PBKDF2S5".into(),
+            nosy_messages_to_author: "no".into(),
+            nosy_add_author: "new".into(),
+            nosy_add_recipients: "new".into(),
+            mail_domain: String::new(),
+            mail_debug: None,
+            mail_host: String::new(),
+            api_failed_login_limit: 4,
+            api_failed_login_interval: 600,
+            sqlite_timeout: 30,
+            database: PathBuf::from("db"),
+        }
+    }
+}
+
+/// An open tracker: its schema, permissions, settings and database.
+pub struct Tracker {
+    /// The name it is served under (the directory name, or NAME of NAME=DIR).
+    pub name: String,
+    /// The tracker directory.
+    pub dir: PathBuf,
+    /// The schema.
+    pub schema: Arc<Schema>,
+    /// The permission index built from the schema.
+    pub security: Security,
+    /// Settings from config.ini.
+    pub settings: Settings,
+    /// The database.
+    pub store: Box<dyn Store>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker").field("name", &self.name).field("dir", &self.dir).finish()
+    }
+}
+
+impl Tracker {
+    /// Builds a tracker from already loaded parts, opening its sqlite database.
+    pub fn from_parts(name: &str, dir: &Path, schema: Schema, settings: Settings) -> Result<Tracker, OpenError> {
+        let schema = Arc::new(schema);
+        let db_dir = dir.join(&settings.database);
+        let options = Options { busy_timeout: std::time::Duration::from_secs(settings.sqlite_timeout) };
+        let store = SqliteStore::open(&db_dir, schema.clone(), options)
+            .map_err(|source| OpenError::Database { path: db_dir.clone(), source })?;
+        Ok(Tracker {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            security: Security::new(&schema),
+            schema,
+            settings,
+            store: Box::new(store),
+        })
+    }
+}
+
+/// The server's settings from a loaded config.ini.
+pub fn settings_from_config(c: &config::Config) -> Settings {
+    let nosy = |v: &dyn std::fmt::Debug| format!("{v:?}").to_lowercase();
+    Settings {
+        tracker_name: c.tracker.name.clone(),
+        tracker_web: c.tracker.web.clone().unwrap_or_default(),
+        tracker_email: c.tracker.email.clone(),
+        timezone: c.main.timezone.clone(),
+        pbkdf2_rounds: c.main.password_pbkdf2_default_rounds,
+        password_scheme: c.server.password_default_scheme.as_str().to_string(),
+        nosy_messages_to_author: nosy(&c.nosy.messages_to_author),
+        nosy_add_author: nosy(&c.nosy.add_author),
+        nosy_add_recipients: nosy(&c.nosy.add_recipients),
+        mail_domain: c.mail.domain.clone().unwrap_or_default(),
+        mail_debug: c.mail.debug.clone(),
+        mail_host: c.mail.host.clone().unwrap_or_default(),
+        api_failed_login_limit: c.web.api_failed_login_limit,
+        api_failed_login_interval: c.web.api_failed_login_interval_in_sec,
+        sqlite_timeout: c.rdbms.sqlite_timeout,
+        database: c.main.database.clone(),
+    }
+}
+
+impl Tracker {
+    /// Opens the tracker in `dir`, served as `name`: loads and validates
+    /// config.ini and schema.toml, then opens (and if needed upgrades) the database.
+    pub fn open(dir: &Path, name: &str) -> Result<Tracker, OpenError> {
+        let schema_path = dir.join("schema.toml");
+        if !schema_path.is_file() {
+            return Err(OpenError::Missing(dir.to_path_buf()));
+        }
+        let config = config::load_config(dir).map_err(|e| OpenError::Config(e.to_string()))?;
+        let schema = load::load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
+        Tracker::from_parts(name, dir, schema, settings_from_config(&config))
+    }
+}

@@ -1,0 +1,39 @@
+//! `list(classname, propname=None)` (reference §2.2).
+
+use super::args::{arity, class_arg, py_str};
+use super::values::{encode, BoolAs};
+use crate::error::{Error, Result};
+use crate::items::Ctx;
+use crate::xmlrpc::Value;
+
+/// The property (default: the label property) of every non-retired item the
+/// user may view; items that may not be viewed are silently left out.
+pub fn list(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
+    arity("list", params, &["classname"], 1, false)?;
+    let cn = class_arg(&params[0]);
+    let class = ctx.class(&cn)?.clone();
+    let prop = match params.get(1) {
+        None | Some(Value::Nil) => class.labelprop(),
+        Some(Value::String(s)) if s.is_empty() => class.labelprop(),
+        Some(v) => py_str(v),
+    };
+    let known = prop == "id" || super::args::prop_type(&class, &prop).is_some();
+    let tracker = ctx.tracker;
+    let user = ctx.user;
+    let column = if known { ctx.tx.column(&class, &prop)? } else { ctx.tx.list(&class)?.into_iter().map(|i| (i, None)).collect() };
+    let mut out = Vec::with_capacity(column.len());
+    for (id, value) in column {
+        if !tracker.security.has_permission(&mut *ctx.tx, &tracker.schema, user, "View", Some(&cn), Some(&prop), Some(id))? {
+            continue;
+        }
+        if !known {
+            return Err(Error::KeyError(prop));
+        }
+        if let Some(crate::store::PropValue::Password(p)) = &value {
+            out.push(super::values::password_struct(Some(p)));
+            continue;
+        }
+        out.push(encode(value.as_ref(), BoolAs::Int));
+    }
+    Ok(Value::Array(out))
+}

