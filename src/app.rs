@@ -28,8 +28,16 @@ struct Mounted {
     /// Lower-cased first path segment that reaches it.
     name: String,
     tracker: Arc<Tracker>,
+    /// Failed logins per username (Roundup's `api_failed_login_limit`).
     limiter: LoginLimiter,
+    /// Failed logins per client address: [`PEER_LIMIT_FACTOR`] times more lenient,
+    /// so one client guessing many usernames is stopped without locking out
+    /// everyone behind the same NAT after a few typos.
+    peer_limiter: LoginLimiter,
 }
+
+/// How many more failures a client address may have than one username.
+const PEER_LIMIT_FACTOR: u32 = 10;
 
 /// The application: the served trackers and the shared auth state.
 pub struct App {
@@ -57,6 +65,10 @@ impl App {
                 Mounted {
                     name: t.name.to_lowercase(),
                     limiter: LoginLimiter::new(s.api_failed_login_limit, Duration::from_secs(s.api_failed_login_interval)),
+                    peer_limiter: LoginLimiter::new(
+                        s.api_failed_login_limit.saturating_mul(PEER_LIMIT_FACTOR),
+                        Duration::from_secs(s.api_failed_login_interval),
+                    ),
                     tracker: t,
                 }
             })
@@ -164,14 +176,14 @@ impl App {
         let peer_key = format!("LOGIN-PEER{peer}");
         if matches!(creds, Credentials::Basic { .. }) {
             m.limiter.check(&user_key, now).map_err(LoginError::Limited)?;
-            m.limiter.check(&peer_key, now).map_err(LoginError::Limited)?;
+            m.peer_limiter.check(&peer_key, now).map_err(LoginError::Limited)?;
         }
         let fail = |m: &Mounted| -> LoginError {
             if matches!(creds, Credentials::Anonymous) {
                 return LoginError::Invalid;
             }
             let a = m.limiter.record_failure(&user_key, now);
-            let b = m.limiter.record_failure(&peer_key, now);
+            let b = m.peer_limiter.record_failure(&peer_key, now);
             match a.and(b) {
                 Ok(()) => LoginError::Invalid,
                 Err(r) => LoginError::Limited(r),

@@ -402,12 +402,11 @@ pub fn restore(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
     let item = ctx.item(class, id)?;
     if let Some(key) = &class.key {
         if let Some(PropValue::String(v)) = item.get(key) {
-            if let Some(other) = ctx.tx.lookup(class, key, v)? {
-                if other != id {
-                    return Err(Error::KeyError(format!(
-                        "Key property ({key}) of retired node clashes with existing one ({v})"
-                    )));
-                }
+            // Like Roundup, a live item "clashes" with itself too.
+            if ctx.tx.lookup(class, key, v)?.is_some() {
+                return Err(Error::KeyError(format!(
+                    "Key property ({key}) of retired node clashes with existing one ({v})"
+                )));
             }
         }
     }

@@ -158,6 +158,7 @@ pub async fn run(
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
+        .title_case_headers(true)
         .header_read_timeout(None)
         .max_headers(config.max_headers)
         .max_header_size(config.max_header_bytes);

@@ -450,10 +450,17 @@ pub(crate) fn set_fields(
         let chars: Vec<char> = py_strip(tzs).chars().collect();
         let sign = if chars.first() == Some(&'-') { 1 } else { -1 };
         let part = |r: std::ops::Range<usize>| -> i64 {
-            small_int(&chars.get(r).map(|c| c.iter().collect::<String>()).unwrap_or_default())
+            small_int(
+                &chars
+                    .get(r)
+                    .map(|c| c.iter().collect::<String>())
+                    .unwrap_or_default(),
+            )
         };
         let (hour, minute) = (part(1..3), part(3..5));
-        f = f.add_interval(&Interval::from_parts_unchecked(sign, 0, 0, 0, hour, minute, 0))?;
+        f = f.add_interval(&Interval::from_parts_unchecked(
+            sign, 0, 0, 0, hour, minute, 0,
+        ))?;
     }
 
     if let Some(g) = granularity {

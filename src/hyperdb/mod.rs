@@ -19,7 +19,7 @@ pub mod tz;
 pub use date::{Date, DateError};
 pub use interval::{Interval, IntervalError};
 pub use range::{
-    parse_date_filter, parse_date_range, parse_interval_filter, parse_interval_range,
-    DateRange, IntervalRange,
+    parse_date_filter, parse_date_range, parse_interval_filter, parse_interval_range, DateRange,
+    IntervalRange,
 };
 pub use tz::{parse_timezone, Tz, TzError};

@@ -103,7 +103,7 @@ pub(crate) fn py_repr(s: &str) -> String {
 
 fn is_unicode_digit(c: char) -> bool {
     static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| Regex::new(r"^\d$").unwrap_or_else(|_| unreachable!()));
+    let re = RE.get_or_init(|| compile(r"^\d$"));
     let mut buf = [0u8; 4];
     re.is_match(c.encode_utf8(&mut buf))
 }
@@ -239,9 +239,6 @@ mod tests {
         assert_eq!(py_int("-"), None);
         assert_eq!(py_int("99999999999999999999"), Some(PyInt::Huge(true)));
         assert_eq!(py_int("-99999999999999999999"), Some(PyInt::Huge(false)));
-        assert_eq!(
-            py_int("-9223372036854775808"),
-            Some(PyInt::Value(i64::MIN))
-        );
+        assert_eq!(py_int("-9223372036854775808"), Some(PyInt::Value(i64::MIN)));
     }
 }

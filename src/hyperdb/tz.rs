@@ -30,7 +30,9 @@ pub enum TzError {
     OutOfRange(String),
     /// A `ValueError` raised by Python's datetime for an offset of 24 hours or more
     /// (outside the userauditor).
-    #[error("offset must be a timedelta strictly between -timedelta(hours=24) and timedelta(hours=24).")]
+    #[error(
+        "offset must be a timedelta strictly between -timedelta(hours=24) and timedelta(hours=24)."
+    )]
     BadOffset,
     /// An `OverflowError` raised by Python's `timedelta(hours=n)` for enormous offsets;
     /// the string is the exact Python message.
@@ -158,13 +160,12 @@ mod tests {
             "days=-1000000002; must have magnitude <= 999999999"
         );
         assert_eq!(
-            parse_timezone("99999999999999999999999").unwrap_err().to_string(),
+            parse_timezone("99999999999999999999999")
+                .unwrap_err()
+                .to_string(),
             "Python int too large to convert to C int"
         );
-        assert_eq!(
-            parse_timezone("utc").unwrap_err().to_string(),
-            "'utc'"
-        );
+        assert_eq!(parse_timezone("utc").unwrap_err().to_string(), "'utc'");
         assert_eq!(parse_timezone("5.5").unwrap_err().to_string(), "'5.5'");
     }
 }

@@ -69,6 +69,7 @@ pub fn init(dir: &Path, admin_password: &str, template: Option<&Path>, settings:
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io(parent))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "tracker".into());
+    let parent = std::path::absolute(parent).map_err(io(parent))?;
     let tmp = parent.join(format!(".{name}.init-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     let result = build(&tmp, &name, admin_password, template, &parsed);

@@ -69,7 +69,7 @@ pub struct Settings {
     pub api_failed_login_interval: u64,
     /// `[rdbms] sqlite_timeout` in seconds.
     pub sqlite_timeout: u64,
-    /// `[main] database`: the database directory, relative to the tracker.
+    /// `[main] database`: the database directory (resolved against the tracker).
     pub database: PathBuf,
 }
 
@@ -122,7 +122,8 @@ impl Tracker {
     /// Builds a tracker from already loaded parts, opening its sqlite database.
     pub fn from_parts(name: &str, dir: &Path, schema: Schema, settings: Settings) -> Result<Tracker, OpenError> {
         let schema = Arc::new(schema);
-        let db_dir = dir.join(&settings.database);
+        // config.ini's database path is already resolved against the tracker directory.
+        let db_dir = settings.database.clone();
         let options = Options { busy_timeout: std::time::Duration::from_secs(settings.sqlite_timeout) };
         let store = SqliteStore::open(&db_dir, schema.clone(), options)
             .map_err(|source| OpenError::Database { path: db_dir.clone(), source })?;
@@ -164,6 +165,7 @@ impl Tracker {
     /// Opens the tracker in `dir`, served as `name`: loads and validates
     /// config.ini and schema.toml, then opens (and if needed upgrades) the database.
     pub fn open(dir: &Path, name: &str) -> Result<Tracker, OpenError> {
+        let dir = &std::path::absolute(dir).map_err(|_| OpenError::Missing(dir.to_path_buf()))?;
         let schema_path = dir.join("schema.toml");
         if !schema_path.is_file() {
             return Err(OpenError::Missing(dir.to_path_buf()));
