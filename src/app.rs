@@ -7,8 +7,8 @@ use crate::auth::{self, CredentialCache, Credentials, LoginLimiter, RetryAfter};
 use crate::detectors::mail;
 use crate::dispatch::{self, Methods};
 use crate::error::{decode_fault, Error};
-use crate::hyperdb::Date;
 use crate::http::{RpcHandler, RpcRequest, RpcResponse};
+use crate::hyperdb::Date;
 use crate::items::Ctx;
 use crate::security::{split_roles, UserCtx};
 use crate::store::{Multilinks, PropValue};
@@ -50,7 +50,12 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("trackers", &self.mounted.iter().map(|m| &m.name).collect::<Vec<_>>()).finish()
+        f.debug_struct("App")
+            .field(
+                "trackers",
+                &self.mounted.iter().map(|m| &m.name).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
@@ -64,7 +69,10 @@ impl App {
                 let s = &t.settings;
                 Mounted {
                     name: t.name.to_lowercase(),
-                    limiter: LoginLimiter::new(s.api_failed_login_limit, Duration::from_secs(s.api_failed_login_interval)),
+                    limiter: LoginLimiter::new(
+                        s.api_failed_login_limit,
+                        Duration::from_secs(s.api_failed_login_interval),
+                    ),
                     peer_limiter: LoginLimiter::new(
                         s.api_failed_login_limit.saturating_mul(PEER_LIMIT_FACTOR),
                         Duration::from_secs(s.api_failed_login_interval),
@@ -114,7 +122,12 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn xml_response(body: Vec<u8>) -> RpcResponse {
-    RpcResponse { status: StatusCode::OK, headers: HeaderMap::new(), content_type: "text/xml", body }
+    RpcResponse {
+        status: StatusCode::OK,
+        headers: HeaderMap::new(),
+        content_type: "text/xml",
+        body,
+    }
 }
 
 fn fault_response(f: &Fault) -> RpcResponse {
@@ -124,13 +137,21 @@ fn fault_response(f: &Fault) -> RpcResponse {
 /// The standalone server's answer to a failed login: HTTP 403 with Python's
 /// error page.
 fn invalid_user(path: &str) -> RpcResponse {
-    let esc = path.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = path
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     let body = format!(
         "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n        <title>Error response</title>\n    </head>\n    <body>\n        <h1>Error response</h1>\n        <p>Error code: 403</p>\n        <p>Message: {esc} (Invalid user).</p>\n        <p>Error code explanation: 403 - Request forbidden -- authorization will not help.</p>\n    </body>\n</html>\n"
     );
     let mut headers = HeaderMap::new();
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    RpcResponse { status: StatusCode::FORBIDDEN, headers, content_type: "text/html;charset=utf-8", body: body.into_bytes() }
+    RpcResponse {
+        status: StatusCode::FORBIDDEN,
+        headers,
+        content_type: "text/html;charset=utf-8",
+        body: body.into_bytes(),
+    }
 }
 
 fn too_many(r: RetryAfter, limiter: &LoginLimiter) -> RpcResponse {
@@ -141,16 +162,41 @@ fn too_many(r: RetryAfter, limiter: &LoginLimiter) -> RpcResponse {
         }
     };
     put(&mut headers, RETRY_AFTER.as_str(), r.secs.to_string());
-    put(&mut headers, "x-ratelimit-limit", limiter.limit().to_string());
-    put(&mut headers, "x-ratelimit-limit-period", limiter.interval().as_secs().to_string());
+    put(
+        &mut headers,
+        "x-ratelimit-limit",
+        limiter.limit().to_string(),
+    );
+    put(
+        &mut headers,
+        "x-ratelimit-limit-period",
+        limiter.interval().as_secs().to_string(),
+    );
     put(&mut headers, "x-ratelimit-remaining", "0".into());
-    put(&mut headers, "x-ratelimit-reset", format!("{:.6}", r.reset_secs));
-    let body = format!("Logins occurring too fast. Please wait: {} seconds.\n", r.secs);
-    RpcResponse { status: StatusCode::TOO_MANY_REQUESTS, headers, content_type: "text/plain; charset=utf-8", body: body.into_bytes() }
+    put(
+        &mut headers,
+        "x-ratelimit-reset",
+        format!("{:.6}", r.reset_secs),
+    );
+    let body = format!(
+        "Logins occurring too fast. Please wait: {} seconds.\n",
+        r.secs
+    );
+    RpcResponse {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        headers,
+        content_type: "text/plain; charset=utf-8",
+        body: body.into_bytes(),
+    }
 }
 
 fn plain(status: StatusCode, text: &str) -> RpcResponse {
-    RpcResponse { status, headers: HeaderMap::new(), content_type: "text/plain; charset=utf-8", body: format!("{text}\n").into_bytes() }
+    RpcResponse {
+        status,
+        headers: HeaderMap::new(),
+        content_type: "text/plain; charset=utf-8",
+        body: format!("{text}\n").into_bytes(),
+    }
 }
 
 /// Why a login failed.
@@ -175,8 +221,12 @@ impl App {
         let user_key = format!("LOGIN-API{username}");
         let peer_key = format!("LOGIN-PEER{peer}");
         if matches!(creds, Credentials::Basic { .. }) {
-            m.limiter.check(&user_key, now).map_err(LoginError::Limited)?;
-            m.peer_limiter.check(&peer_key, now).map_err(LoginError::Limited)?;
+            m.limiter
+                .check(&user_key, now)
+                .map_err(LoginError::Limited)?;
+            m.peer_limiter
+                .check(&peer_key, now)
+                .map_err(LoginError::Limited)?;
         }
         let fail = |m: &Mounted| -> LoginError {
             if matches!(creds, Credentials::Anonymous) {
@@ -189,7 +239,9 @@ impl App {
                 Err(r) => LoginError::Limited(r),
             }
         };
-        let Some(users) = tracker.schema.class("user") else { return Err(LoginError::Invalid) };
+        let Some(users) = tracker.schema.class("user") else {
+            return Err(LoginError::Invalid);
+        };
         let found = (|| -> crate::store::Result<Option<crate::store::Item>> {
             let mut tx = tracker.store.read()?;
             match tx.lookup(users, "username", &username)? {
@@ -198,7 +250,9 @@ impl App {
             }
         })()
         .map_err(|e| LoginError::Store(e.to_string()))?;
-        let Some(user) = found else { return Err(fail(m)) };
+        let Some(user) = found else {
+            return Err(fail(m));
+        };
         let stored = match user.get("password") {
             Some(PropValue::Password(p)) if !p.is_empty() => Some(p.clone()),
             _ => None,
@@ -225,7 +279,11 @@ impl App {
             Some(PropValue::String(r)) => split_roles(r),
             _ => Vec::new(),
         };
-        Ok(UserCtx { id: user.id, username, roles })
+        Ok(UserCtx {
+            id: user.id,
+            username,
+            roles,
+        })
     }
 }
 
@@ -238,9 +296,19 @@ struct TrackerMethods<'a> {
 impl TrackerMethods<'_> {
     fn run(&mut self, method: &api::Method, params: &[Value]) -> Result<Value, Error> {
         let store = &self.tracker.store;
-        let mut tx = if method.writes { store.write()? } else { store.read()? };
+        let mut tx = if method.writes {
+            store.write()?
+        } else {
+            store.read()?
+        };
         let (value, outbox) = {
-            let mut ctx = Ctx { tx: &mut *tx, tracker: self.tracker, user: self.user, now: Date::now(), outbox: Vec::new() };
+            let mut ctx = Ctx {
+                tx: &mut *tx,
+                tracker: self.tracker,
+                user: self.user,
+                now: Date::now(),
+                outbox: Vec::new(),
+            };
             let v = (method.run)(&mut ctx, params)?;
             (v, ctx.outbox)
         };
@@ -287,7 +355,10 @@ fn call_names(call: &MethodCall) -> String {
         Some(Value::Array(calls)) => calls
             .iter()
             .filter_map(|c| match c {
-                Value::Struct(m) => m.iter().find(|(k, _)| k == "methodName").and_then(|(_, v)| v.as_str()),
+                Value::Struct(m) => m
+                    .iter()
+                    .find(|(k, _)| k == "methodName")
+                    .and_then(|(_, v)| v.as_str()),
                 _ => None,
             })
             .collect(),
@@ -303,7 +374,9 @@ impl RpcHandler for App {
 
     fn handle(&self, req: RpcRequest) -> RpcResponse {
         let started = Instant::now();
-        let Some(m) = self.route(&req.path) else { return plain(StatusCode::NOT_FOUND, "no tracker at this path") };
+        let Some(m) = self.route(&req.path) else {
+            return plain(StatusCode::NOT_FOUND, "no tracker at this path");
+        };
         let header = req.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
         let creds = match auth::parse_authorization(header) {
             Ok(c) => c,
@@ -336,10 +409,16 @@ impl RpcHandler for App {
             }
         };
         let tracker = &*m.tracker;
-        let outcome = if !tracker.security.has_permission_static(&user, "Xmlrpc Access", None, None) {
+        let outcome = if !tracker
+            .security
+            .has_permission_static(&user, "Xmlrpc Access", None, None)
+        {
             Err(Error::Forbidden.to_fault())
         } else {
-            let mut methods = TrackerMethods { tracker, user: &user };
+            let mut methods = TrackerMethods {
+                tracker,
+                user: &user,
+            };
             dispatch::dispatch(&mut methods, &call)
         };
         let (body, result) = match &outcome {

@@ -15,7 +15,12 @@ pub trait Methods {
     fn signature(&self, name: &str) -> Option<&'static [&'static str]>;
 }
 
-const SYSTEM: [&str; 4] = ["system.listMethods", "system.methodHelp", "system.methodSignature", "system.multicall"];
+const SYSTEM: [&str; 4] = [
+    "system.listMethods",
+    "system.methodHelp",
+    "system.methodSignature",
+    "system.multicall",
+];
 
 fn fault_struct(f: Fault) -> Value {
     Value::Struct(vec![
@@ -27,7 +32,10 @@ fn fault_struct(f: Fault) -> Value {
 fn name_arg(params: &[Value]) -> Result<&str, Fault> {
     match params {
         [Value::String(s)] => Ok(s),
-        _ => Err(Fault::new(crate::error::codes::INVALID_PARAMS, "expected one method name")),
+        _ => Err(Fault::new(
+            crate::error::codes::INVALID_PARAMS,
+            "expected one method name",
+        )),
     }
 }
 
@@ -58,13 +66,22 @@ pub fn dispatch(methods: &mut dyn Methods, call: &MethodCall) -> Result<Value, F
                 "system.multicall" => Some(&["array", "array"]),
                 n => methods.signature(n),
             };
-            sig.map(|s| Value::Array(vec![Value::Array(s.iter().map(|t| Value::str(*t)).collect())]))
-                .ok_or_else(|| not_supported(name))
+            sig.map(|s| {
+                Value::Array(vec![Value::Array(
+                    s.iter().map(|t| Value::str(*t)).collect(),
+                )])
+            })
+            .ok_or_else(|| not_supported(name))
         }
         "system.multicall" => {
             let calls = match call.params.as_slice() {
                 [Value::Array(calls)] => calls,
-                _ => return Err(Fault::new(crate::error::codes::INVALID_PARAMS, "system.multicall expects one array of calls")),
+                _ => {
+                    return Err(Fault::new(
+                        crate::error::codes::INVALID_PARAMS,
+                        "system.multicall expects one array of calls",
+                    ))
+                }
             };
             let mut results = Vec::with_capacity(calls.len());
             for c in calls {
@@ -85,21 +102,32 @@ fn not_supported(name: &str) -> Fault {
 
 fn one_of_multicall(methods: &mut dyn Methods, c: &Value) -> Result<Value, Fault> {
     let Value::Struct(members) = c else {
-        return Err(crate::error::Error::TypeError("multicall entries must be structs".into()).to_fault());
+        return Err(
+            crate::error::Error::TypeError("multicall entries must be structs".into()).to_fault(),
+        );
     };
     let get = |k: &str| members.iter().find(|(n, _)| n == k).map(|(_, v)| v);
     let name = match get("methodName") {
         Some(Value::String(n)) => n.clone(),
-        Some(_) => return Err(crate::error::Error::TypeError("methodName must be a string".into()).to_fault()),
+        Some(_) => {
+            return Err(
+                crate::error::Error::TypeError("methodName must be a string".into()).to_fault(),
+            )
+        }
         None => return Err(crate::error::Error::KeyError("methodName".into()).to_fault()),
     };
     let params = match get("params") {
         Some(Value::Array(p)) => p.clone(),
-        Some(_) => return Err(crate::error::Error::TypeError("params must be an array".into()).to_fault()),
+        Some(_) => {
+            return Err(crate::error::Error::TypeError("params must be an array".into()).to_fault())
+        }
         None => return Err(crate::error::Error::KeyError("params".into()).to_fault()),
     };
     if name == "system.multicall" {
-        return Err(Fault::new(crate::error::codes::INVALID_REQUEST, "recursive system.multicall forbidden"));
+        return Err(Fault::new(
+            crate::error::codes::INVALID_REQUEST,
+            "recursive system.multicall forbidden",
+        ));
     }
     dispatch(methods, &MethodCall { name, params })
 }

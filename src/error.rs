@@ -91,9 +91,10 @@ impl Error {
     /// `create`/`set` as `UsageError`, as Roundup's XML-RPC layer does.
     pub fn into_usage(self) -> Error {
         match self {
-            Error::TypeError(m) | Error::IndexError(m) | Error::ValueError(m) | Error::DesignatorError(m) => {
-                Error::UsageError(m)
-            }
+            Error::TypeError(m)
+            | Error::IndexError(m)
+            | Error::ValueError(m)
+            | Error::DesignatorError(m) => Error::UsageError(m),
             e => e,
         }
     }
@@ -115,8 +116,13 @@ impl Error {
             Error::Exception(m) => py("Exception", m),
             Error::Forbidden => Fault::new(403, "Forbidden"),
             Error::InvalidParams(m) => Fault::new(codes::INVALID_PARAMS, m.clone()),
-            Error::MethodNotFound(m) => Fault::new(codes::METHOD_NOT_FOUND, format!("method \"{m}\" is not supported")),
-            Error::Store(_) => Fault::new(codes::INTERNAL_ERROR, "database error; see the server log"),
+            Error::MethodNotFound(m) => Fault::new(
+                codes::METHOD_NOT_FOUND,
+                format!("method \"{m}\" is not supported"),
+            ),
+            Error::Store(_) => {
+                Fault::new(codes::INTERNAL_ERROR, "database error; see the server log")
+            }
             Error::Internal(m) => Fault::new(codes::INTERNAL_ERROR, m.clone()),
         }
     }

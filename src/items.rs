@@ -106,7 +106,9 @@ const AUTOMATIC: [&str; 4] = ["creator", "actor", "creation", "activity"];
 fn check_reserved(props: &PropMap, id_first: bool) -> Result<()> {
     let reserved_auto = || {
         if AUTOMATIC.iter().any(|a| props.contains(a)) {
-            Err(Error::KeyError("\"creator\", \"actor\", \"creation\" and \"activity\" are reserved".into()))
+            Err(Error::KeyError(
+                "\"creator\", \"actor\", \"creation\" and \"activity\" are reserved".into(),
+            ))
         } else {
             Ok(())
         }
@@ -131,14 +133,39 @@ fn link_target<'t>(tracker: &'t Tracker, kind: &PropType) -> Option<&'t ClassDef
     kind.link_target().and_then(|t| tracker.schema.class(t))
 }
 
-fn journal(ctx: &mut Ctx<'_>, class: &ClassDef, nodeid: Id, action: &str, params: String) -> Result<()> {
-    let e = JournalEntry { nodeid, date: ctx.now, tag: ctx.user.id, action: action.into(), params };
+fn journal(
+    ctx: &mut Ctx<'_>,
+    class: &ClassDef,
+    nodeid: Id,
+    action: &str,
+    params: String,
+) -> Result<()> {
+    let e = JournalEntry {
+        nodeid,
+        date: ctx.now,
+        tag: ctx.user.id,
+        action: action.into(),
+        params,
+    };
     ctx.tx.journal(class, &e)?;
     Ok(())
 }
 
-fn link_journal(ctx: &mut Ctx<'_>, target: &ClassDef, target_id: Id, action: &str, cn: &str, id: Id, prop: &str) -> Result<()> {
-    let params = format!("({}, {}, {})", str_repr(cn), str_repr(&id.to_string()), str_repr(prop));
+fn link_journal(
+    ctx: &mut Ctx<'_>,
+    target: &ClassDef,
+    target_id: Id,
+    action: &str,
+    cn: &str,
+    id: Id,
+    prop: &str,
+) -> Result<()> {
+    let params = format!(
+        "({}, {}, {})",
+        str_repr(cn),
+        str_repr(&id.to_string()),
+        str_repr(prop)
+    );
     journal(ctx, target, target_id, action, params)
 }
 
@@ -154,7 +181,12 @@ fn is_text_plain(mime: Option<&Option<PropValue>>) -> bool {
 pub fn create(ctx: &mut Ctx<'_>, class: &ClassDef, mut changes: Changes) -> Result<Id> {
     detectors::audit_create(ctx, class, &mut changes)?;
     let content = if class.kind == ClassKind::FileClass {
-        Some(changes.content.take().ok_or_else(|| Error::KeyError("content".into()))?)
+        Some(
+            changes
+                .content
+                .take()
+                .ok_or_else(|| Error::KeyError("content".into()))?,
+        )
     } else {
         None
     };
@@ -163,7 +195,10 @@ pub fn create(ctx: &mut Ctx<'_>, class: &ClassDef, mut changes: Changes) -> Resu
     let id = ctx.tx.new_id(class)?;
     for (key, value) in props.iter() {
         let Some(prop) = class.prop(key) else {
-            return Err(Error::KeyError(format!("\"{}\" has no property \"{key}\"", class.name)));
+            return Err(Error::KeyError(format!(
+                "\"{}\" has no property \"{key}\"",
+                class.name
+            )));
         };
         if class.key.as_deref() == Some(key) {
             if let Some(PropValue::String(s)) = value {
@@ -174,16 +209,21 @@ pub fn create(ctx: &mut Ctx<'_>, class: &ClassDef, mut changes: Changes) -> Resu
         }
         match (&prop.kind, value) {
             (PropType::Link { do_journal, .. }, Some(PropValue::Link(target))) => {
-                let tc = link_target(ctx.tracker, &prop.kind).ok_or_else(|| Error::Internal("bad schema".into()))?;
+                let tc = link_target(ctx.tracker, &prop.kind)
+                    .ok_or_else(|| Error::Internal("bad schema".into()))?;
                 if !ctx.tx.exists(tc, *target)? {
-                    return Err(Error::IndexError(format!("{} has no node {target}", tc.name)));
+                    return Err(Error::IndexError(format!(
+                        "{} has no node {target}",
+                        tc.name
+                    )));
                 }
                 if *do_journal {
                     link_journal(ctx, tc, *target, "link", &class.name, id, key)?;
                 }
             }
             (PropType::Multilink { do_journal, .. }, Some(PropValue::Multilink(targets))) => {
-                let tc = link_target(ctx.tracker, &prop.kind).ok_or_else(|| Error::Internal("bad schema".into()))?;
+                let tc = link_target(ctx.tracker, &prop.kind)
+                    .ok_or_else(|| Error::Internal("bad schema".into()))?;
                 for t in targets {
                     if !ctx.tx.exists(tc, *t)? {
                         return Err(Error::IndexError(format!("{} has no node {t}", tc.name)));
@@ -199,22 +239,33 @@ pub fn create(ctx: &mut Ctx<'_>, class: &ClassDef, mut changes: Changes) -> Resu
                         ctx.tx.index_text(class, id, key, s)?;
                     }
                 }
-                _ => return Err(Error::TypeError(format!("new property \"{key}\" not a string"))),
+                _ => {
+                    return Err(Error::TypeError(format!(
+                        "new property \"{key}\" not a string"
+                    )))
+                }
             },
             _ => {}
         }
     }
     if let Some(k) = &class.key {
         if !props.contains(k) {
-            return Err(Error::ValueError(format!("key property \"{k}\" is required")));
+            return Err(Error::ValueError(format!(
+                "key property \"{k}\" is required"
+            )));
         }
     }
-    ctx.tx.insert(class, id, &props.to_values(), ctx.user.id, ctx.now)?;
+    ctx.tx
+        .insert(class, id, &props.to_values(), ctx.user.id, ctx.now)?;
     journal(ctx, class, id, "create", "{}".into())?;
     if let Some(content) = content {
-        let indexme = matches!(class.prop("content").map(|p| &p.kind), Some(PropType::String { indexme: true }));
+        let indexme = matches!(
+            class.prop("content").map(|p| &p.kind),
+            Some(PropType::String { indexme: true })
+        );
         if indexme && is_text_plain(props.get("type")) {
-            ctx.tx.index_text(class, id, "content", &String::from_utf8_lossy(&content))?;
+            ctx.tx
+                .index_text(class, id, "content", &String::from_utf8_lossy(&content))?;
         }
         ctx.tx.set_content(class, id, &content)?;
     }
@@ -228,7 +279,11 @@ fn journal_value(v: &Option<PropValue>) -> String {
         None => "None".into(),
         Some(PropValue::String(s)) => str_repr(s),
         Some(PropValue::Password(p)) => {
-            let scheme = p.strip_prefix('{').and_then(|r| r.split_once('}')).map(|(s, _)| s).unwrap_or("");
+            let scheme = p
+                .strip_prefix('{')
+                .and_then(|r| r.split_once('}'))
+                .map(|(s, _)| s)
+                .unwrap_or("");
             str_repr(&format!("{{{scheme}}}*encrypted*"))
         }
         Some(PropValue::Date(d)) => str_repr(&d.serialise()),
@@ -257,7 +312,11 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
     }
     detectors::audit_set(ctx, class, id, &mut changes)?;
     let old = ctx.item(class, id)?;
-    let content = if class.kind == ClassKind::FileClass { changes.content.take() } else { None };
+    let content = if class.kind == ClassKind::FileClass {
+        changes.content.take()
+    } else {
+        None
+    };
     let mut props = changes.props;
     let mut result = PropMap::new();
     if !props.is_empty() {
@@ -267,7 +326,10 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
         }
         let mut journal_values: Vec<(String, String)> = Vec::new();
         let mut quiet = Vec::new();
-        let entries: Vec<(String, Option<PropValue>)> = props.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let entries: Vec<(String, Option<PropValue>)> = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         for (key, value) in entries {
             let current = old.values.get(&key).cloned().flatten();
             if class.key.as_deref() == Some(key.as_str()) && current != value {
@@ -278,7 +340,10 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
                 }
             }
             let Some(prop) = class.prop(&key) else {
-                return Err(Error::KeyError(format!("\"{}\" has no property named \"{key}\"", class.name)));
+                return Err(Error::KeyError(format!(
+                    "\"{}\" has no property named \"{key}\"",
+                    class.name
+                )));
             };
             let value = match (&prop.kind, value) {
                 (PropType::Multilink { .. }, None) => Some(PropValue::Multilink(Vec::new())),
@@ -294,7 +359,8 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
             }
             match &prop.kind {
                 PropType::Link { do_journal, .. } => {
-                    let tc = link_target(ctx.tracker, &prop.kind).ok_or_else(|| Error::Internal("bad schema".into()))?;
+                    let tc = link_target(ctx.tracker, &prop.kind)
+                        .ok_or_else(|| Error::Internal("bad schema".into()))?;
                     if let Some(PropValue::Link(t)) = &value {
                         if !ctx.tx.exists(tc, *t)? {
                             return Err(Error::IndexError(format!("{} has no node {t}", tc.name)));
@@ -311,7 +377,8 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
                     journal_values.push((key.clone(), journal_value(&current)));
                 }
                 PropType::Multilink { do_journal, .. } => {
-                    let tc = link_target(ctx.tracker, &prop.kind).ok_or_else(|| Error::Internal("bad schema".into()))?;
+                    let tc = link_target(ctx.tracker, &prop.kind)
+                        .ok_or_else(|| Error::Internal("bad schema".into()))?;
                     let new_ids = match &value {
                         Some(PropValue::Multilink(v)) => v.clone(),
                         _ => Vec::new(),
@@ -320,8 +387,16 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
                         Some(PropValue::Multilink(v)) => v.clone(),
                         _ => Vec::new(),
                     };
-                    let removed: Vec<Id> = old_ids.iter().copied().filter(|x| !new_ids.contains(x)).collect();
-                    let added: Vec<Id> = new_ids.iter().copied().filter(|x| !old_ids.contains(x)).collect();
+                    let removed: Vec<Id> = old_ids
+                        .iter()
+                        .copied()
+                        .filter(|x| !new_ids.contains(x))
+                        .collect();
+                    let added: Vec<Id> = new_ids
+                        .iter()
+                        .copied()
+                        .filter(|x| !old_ids.contains(x))
+                        .collect();
                     for r in &removed {
                         if *do_journal {
                             link_journal(ctx, tc, *r, "unlink", &class.name, id, &key)?;
@@ -343,7 +418,11 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
                         parts.push(format!("('-', {})", id_list_repr(&removed)));
                     }
                     if !parts.is_empty() {
-                        let t = if parts.len() == 1 { format!("({},)", parts[0]) } else { format!("({})", parts.join(", ")) };
+                        let t = if parts.len() == 1 {
+                            format!("({},)", parts[0])
+                        } else {
+                            format!("({})", parts.join(", "))
+                        };
                         journal_values.push((key.clone(), t));
                     }
                 }
@@ -365,8 +444,12 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
             props.insert(&key, value);
         }
         if !props.is_empty() {
-            ctx.tx.update(class, id, &props.to_values(), ctx.user.id, ctx.now, true)?;
-            let body: Vec<String> = journal_values.iter().map(|(k, v)| format!("{}: {v}", str_repr(k))).collect();
+            ctx.tx
+                .update(class, id, &props.to_values(), ctx.user.id, ctx.now, true)?;
+            let body: Vec<String> = journal_values
+                .iter()
+                .map(|(k, v)| format!("{}: {v}", str_repr(k)))
+                .collect();
             journal(ctx, class, id, "set", format!("{{{}}}", body.join(", ")))?;
         }
         for (k, v) in props.iter() {
@@ -377,12 +460,24 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
     }
     if let Some(content) = content.filter(|c| !c.is_empty()) {
         ctx.tx.set_content(class, id, &content)?;
-        let indexme = matches!(class.prop("content").map(|p| &p.kind), Some(PropType::String { indexme: true }));
-        let mime = ctx.tx.get(class, id, Multilinks::None)?.and_then(|i| i.values.get("type").cloned());
+        let indexme = matches!(
+            class.prop("content").map(|p| &p.kind),
+            Some(PropType::String { indexme: true })
+        );
+        let mime = ctx
+            .tx
+            .get(class, id, Multilinks::None)?
+            .and_then(|i| i.values.get("type").cloned());
         if indexme && is_text_plain(mime.as_ref()) {
-            ctx.tx.index_text(class, id, "content", &String::from_utf8_lossy(&content))?;
+            ctx.tx
+                .index_text(class, id, "content", &String::from_utf8_lossy(&content))?;
         }
-        result.insert("content", Some(PropValue::String(String::from_utf8_lossy(&content).into_owned())));
+        result.insert(
+            "content",
+            Some(PropValue::String(
+                String::from_utf8_lossy(&content).into_owned(),
+            )),
+        );
     }
     detectors::react_set(ctx, class, id, &old)?;
     Ok(result)

@@ -21,7 +21,10 @@ struct Fatal {
 
 impl Fatal {
     fn new(code: i32, message: impl Into<String>) -> Fatal {
-        Fatal { code, message: message.into() }
+        Fatal {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -45,7 +48,11 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 fn main() {
@@ -64,7 +71,13 @@ fn main() {
 }
 
 fn run_init(args: &InitArgs) -> Result<(), Fatal> {
-    init::init(&args.dir, &args.admin_password, args.template.as_deref(), &args.settings).map_err(|e| {
+    init::init(
+        &args.dir,
+        &args.admin_password,
+        args.template.as_deref(),
+        &args.settings,
+    )
+    .map_err(|e| {
         let code = match &e {
             init::InitError::Exists(_) => exit::FAILURE,
             init::InitError::Config(_) => exit::BAD_CONFIG,
@@ -81,18 +94,27 @@ fn run_init(args: &InitArgs) -> Result<(), Fatal> {
 fn run_demo(args: &DemoArgs) -> Result<(), Fatal> {
     if !args.dir.join("schema.toml").exists() {
         demo::create(&args.dir).map_err(|e| Fatal::new(exit::FAILURE, e.to_string()))?;
-        println!("created demo tracker {} (users admin/admin and demo/demo)", args.dir.display());
+        println!(
+            "created demo tracker {} (users admin/admin and demo/demo)",
+            args.dir.display()
+        );
     }
     let tracker = open_tracker(&args.dir, None)?;
     let addr = SocketAddr::new(args.bind, args.port);
-    println!("demo tracker at http://admin:admin@localhost:{}/{}/xmlrpc", args.port, tracker.name);
+    println!(
+        "demo tracker at http://admin:admin@localhost:{}/{}/xmlrpc",
+        args.port, tracker.name
+    );
     serve(vec![Arc::new(tracker)], true, addr, ServerConfig::default())
 }
 
 /// The name a tracker directory is served under: its last path component.
 fn dir_name(dir: &Path) -> String {
     let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    canonical.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "tracker".into())
+    canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tracker".into())
 }
 
 fn open_tracker(dir: &Path, name: Option<&str>) -> Result<Tracker, Fatal> {
@@ -107,27 +129,51 @@ fn run_serve(args: &ServeArgs) -> Result<(), Fatal> {
     }
     for spec in &args.trackers {
         let Some((name, dir)) = spec.split_once('=') else {
-            return Err(Fatal::new(exit::USAGE, format!("{spec}: instances must be NAME=DIR")));
+            return Err(Fatal::new(
+                exit::USAGE,
+                format!("{spec}: instances must be NAME=DIR"),
+            ));
         };
         if name.is_empty() || name.contains('/') {
-            return Err(Fatal::new(exit::USAGE, format!("{spec}: invalid tracker name")));
+            return Err(Fatal::new(
+                exit::USAGE,
+                format!("{spec}: invalid tracker name"),
+            ));
         }
         trackers.push(Arc::new(open_tracker(&PathBuf::from(dir), Some(name))?));
     }
     if trackers.is_empty() {
-        return Err(Fatal::new(exit::NO_TRACKER, "no tracker given: use -i DIR or NAME=DIR"));
+        return Err(Fatal::new(
+            exit::NO_TRACKER,
+            "no tracker given: use -i DIR or NAME=DIR",
+        ));
     }
     let mut config = ServerConfig::default();
     for p in &args.trusted_proxies {
-        let net = p.parse().map_err(|e| Fatal::new(exit::USAGE, format!("--trusted-proxy {p}: {e}")))?;
+        let net = p
+            .parse()
+            .map_err(|e| Fatal::new(exit::USAGE, format!("--trusted-proxy {p}: {e}")))?;
         config.trusted_proxies.push(net);
     }
     let default_root = args.instance.is_some();
-    serve(trackers, default_root, SocketAddr::new(args.bind, args.port), config)
+    serve(
+        trackers,
+        default_root,
+        SocketAddr::new(args.bind, args.port),
+        config,
+    )
 }
 
-fn serve(trackers: Vec<Arc<Tracker>>, default_root: bool, addr: SocketAddr, config: ServerConfig) -> Result<(), Fatal> {
-    let limits = Limits { max_body_bytes: config.max_decoded_body_bytes, ..Limits::default() };
+fn serve(
+    trackers: Vec<Arc<Tracker>>,
+    default_root: bool,
+    addr: SocketAddr,
+    config: ServerConfig,
+) -> Result<(), Fatal> {
+    let limits = Limits {
+        max_body_bytes: config.max_decoded_body_bytes,
+        ..Limits::default()
+    };
     let app = Arc::new(App::new(trackers, default_root, limits));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -137,7 +183,9 @@ fn serve(trackers: Vec<Arc<Tracker>>, default_root: bool, addr: SocketAddr, conf
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Fatal::new(exit::BIND, format!("cannot listen on {addr}: {e}")))?;
-        let local = listener.local_addr().map_err(|e| Fatal::new(exit::BIND, e.to_string()))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Fatal::new(exit::BIND, e.to_string()))?;
         println!("listening on http://{local}/");
         let _ = std::io::stdout().flush();
         tracing::info!(%local, "listening");

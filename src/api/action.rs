@@ -11,11 +11,15 @@ pub fn action(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     super::args::arity("action", params, &["name"], 0, true)?;
     let name = py_str(&params[0]);
     if name != "retire" && name != "restore" {
-        return Err(Error::Exception(format!("action \"{name}\" is not supported ")));
+        return Err(Error::Exception(format!(
+            "action \"{name}\" is not supported "
+        )));
     }
     let args = &params[1..];
     if args.is_empty() {
-        return Err(Error::TypeError("PermCheck.permission() missing 1 required positional argument: 'designator'".into()));
+        return Err(Error::TypeError(
+            "PermCheck.permission() missing 1 required positional argument: 'designator'".into(),
+        ));
     }
     if args.len() > 1 {
         return Err(Error::TypeError(format!(
@@ -27,10 +31,17 @@ pub fn action(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     let tracker = ctx.tracker;
     let id = parse_id(&id_text);
     let allowed = match id {
-        Some(i) if tracker.schema.class(&cn).is_some() => {
-            tracker.security.has_permission(&mut *ctx.tx, &tracker.schema, ctx.user, "Retire", Some(&cn), None, Some(i))?
-        }
-        _ => tracker.security.has_permission_static(ctx.user, "Retire", Some(&cn), None),
+        Some(i) if tracker.schema.class(&cn).is_some() => tracker.security.has_permission(
+            &mut *ctx.tx,
+            ctx.user,
+            "Retire",
+            Some(&cn),
+            None,
+            Some(i),
+        )?,
+        _ => tracker
+            .security
+            .has_permission_static(ctx.user, "Retire", Some(&cn), None),
     };
     if !allowed {
         return Err(Error::Unauthorised(format!(
@@ -44,8 +55,11 @@ pub fn action(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     if name == "retire" {
         if cn == "user" {
             if let Some(u) = ctx.tx.get(&class, id, Multilinks::None)? {
-                if matches!(u.get("username"), Some(PropValue::String(n)) if n == "admin" || n == "anonymous") {
-                    return Err(Error::ValueError("You may not retire the admin or anonymous user".into()));
+                if matches!(u.get("username"), Some(PropValue::String(n)) if n == "admin" || n == "anonymous")
+                {
+                    return Err(Error::ValueError(
+                        "You may not retire the admin or anonymous user".into(),
+                    ));
                 }
             }
         }

@@ -36,7 +36,13 @@ fn quoted_list(names: &[&str]) -> String {
 
 /// Checks the number of arguments like Python does for
 /// `RoundupInstance.<method>(self, required..., optional=..., *varargs)`.
-pub fn arity(method: &str, params: &[Value], required: &[&str], optional: usize, varargs: bool) -> Result<()> {
+pub fn arity(
+    method: &str,
+    params: &[Value],
+    required: &[&str],
+    optional: usize,
+    varargs: bool,
+) -> Result<()> {
     if params.len() < required.len() {
         let missing = &required[params.len()..];
         return Err(Error::TypeError(format!(
@@ -50,9 +56,17 @@ pub fn arity(method: &str, params: &[Value], required: &[&str], optional: usize,
     if !varargs && params.len() > max {
         let given = params.len() + 1;
         let takes = if optional == 0 {
-            format!("{} positional argument{}", max + 1, if max == 0 { "" } else { "s" })
+            format!(
+                "{} positional argument{}",
+                max + 1,
+                if max == 0 { "" } else { "s" }
+            )
         } else {
-            format!("from {} to {} positional arguments", required.len() + 1, max + 1)
+            format!(
+                "from {} to {} positional arguments",
+                required.len() + 1,
+                max + 1
+            )
         };
         return Err(Error::TypeError(format!(
             "RoundupInstance.{method}() takes {takes} but {given} {} given",
@@ -86,10 +100,14 @@ pub fn split_designator(v: &Value) -> Result<(String, String)> {
     let ok = !id.is_empty()
         && !class.is_empty()
         && bytes[0].is_ascii_alphabetic()
-        && class.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && class
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && (class.len() == 1 || !bytes[class.len() - 1].is_ascii_digit());
     if !ok {
-        return Err(Error::DesignatorError(format!("\"{d}\" not a node designator")));
+        return Err(Error::DesignatorError(format!(
+            "\"{d}\" not a node designator"
+        )));
     }
     Ok((class.to_string(), id.to_string()))
 }
@@ -105,7 +123,9 @@ pub fn parse_id(text: &str) -> Option<Id> {
 /// The time zone for Date input: the user's `timezone`, else the tracker's.
 pub fn user_tz(ctx: &mut Ctx<'_>) -> Tz {
     let tracker_tz = Tz::from_roundup_str(&ctx.tracker.settings.timezone).unwrap_or_default();
-    let Some(users) = ctx.tracker.schema.class("user") else { return tracker_tz };
+    let Some(users) = ctx.tracker.schema.class("user") else {
+        return tracker_tz;
+    };
     if users.prop("timezone").is_none() {
         return tracker_tz;
     }
@@ -126,7 +146,10 @@ pub fn prop_type(class: &ClassDef, name: &str) -> Option<PropType> {
     match name {
         "id" => Some(PropType::String { indexme: false }),
         "creation" | "activity" => Some(PropType::Date),
-        "creator" | "actor" => Some(PropType::Link { class: "user".into(), do_journal: false }),
+        "creator" | "actor" => Some(PropType::Link {
+            class: "user".into(),
+            do_journal: false,
+        }),
         _ => class.prop(name).map(|p| p.kind.clone()),
     }
 }
@@ -139,7 +162,11 @@ pub fn py_float(s: &str) -> Option<f64> {
     if matches!(body, "inf" | "infinity" | "nan") {
         return cleaned.parse().ok();
     }
-    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'+' || b == b'-') {
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'+' || b == b'-')
+    {
         return None;
     }
     cleaned.parse().ok()
@@ -186,9 +213,15 @@ fn link_value(ctx: &mut Ctx<'_>, prop: &str, target: &ClassDef, value: &str) -> 
     }
     match &target.key {
         Some(key) => ctx.tx.lookup(target, key, value)?.ok_or_else(|| {
-            Error::UsageError(format!("property {prop}: {} is not a {}.", str_repr(value), target.name))
+            Error::UsageError(format!(
+                "property {prop}: {} is not a {}.",
+                str_repr(value),
+                target.name
+            ))
         }),
-        None => Err(Error::UsageError(format!("you may only enter ID values for property {prop}"))),
+        None => Err(Error::UsageError(format!(
+            "you may only enter ID values for property {prop}"
+        ))),
     }
 }
 
@@ -213,7 +246,9 @@ fn raw_to_value(
             if prop == "content" {
                 Some(PropValue::String(value.to_string()))
             } else {
-                Some(PropValue::String(value.replace("\r\n", "\n").replace('\r', "\n")))
+                Some(PropValue::String(
+                    value.replace("\r\n", "\n").replace('\r', "\n"),
+                ))
             }
         }
         PropType::Password => {
@@ -230,13 +265,19 @@ fn raw_to_value(
         PropType::Date => {
             let tz = user_tz(ctx);
             let d = Date::parse(value, tz, ctx.now).map_err(|e| {
-                Error::UsageError(format!("property {prop}: {} is an invalid date ({e})", str_repr(value)))
+                Error::UsageError(format!(
+                    "property {prop}: {} is an invalid date ({e})",
+                    str_repr(value)
+                ))
             })?;
             Some(PropValue::Date(d))
         }
         PropType::Interval => {
             let i = Interval::parse(value, ctx.now).map_err(|e| {
-                Error::UsageError(format!("property {prop}: {} is an invalid date interval ({e})", str_repr(value)))
+                Error::UsageError(format!(
+                    "property {prop}: {} is an invalid date interval ({e})",
+                    str_repr(value)
+                ))
             })?;
             Some(PropValue::Interval(i))
         }
@@ -296,10 +337,16 @@ fn raw_to_value(
             "checked" | "yes" | "true" | "on" | "1"
         ))),
         PropType::Number => Some(PropValue::Number(py_float(value).ok_or_else(|| {
-            Error::UsageError(format!("property {prop}: {} is not a number", str_repr(value)))
+            Error::UsageError(format!(
+                "property {prop}: {} is not a number",
+                str_repr(value)
+            ))
         })?)),
         PropType::Integer => Some(PropValue::Integer(py_int(value).ok_or_else(|| {
-            Error::UsageError(format!("property {prop}: {} is not an integer", str_repr(value)))
+            Error::UsageError(format!(
+                "property {prop}: {} is not an integer",
+                str_repr(value)
+            ))
         })?)),
     })
 }
@@ -307,16 +354,31 @@ fn raw_to_value(
 /// Roundup's `props_from_args`: parses `prop=value` arguments (Binary arguments
 /// too: their bytes are split the same way, and a FileClass `content` keeps them
 /// exactly). `itemid` is the item being changed (for Multilink `+`/`-`).
-pub fn props_from_args(ctx: &mut Ctx<'_>, class: &ClassDef, args: &[Value], itemid: Option<Id>) -> Result<Changes> {
-    let mut changes = Changes { props: PropMap::new(), content: None };
+pub fn props_from_args(
+    ctx: &mut Ctx<'_>,
+    class: &ClassDef,
+    args: &[Value],
+    itemid: Option<Id>,
+) -> Result<Changes> {
+    let mut changes = Changes {
+        props: PropMap::new(),
+        content: None,
+    };
     for arg in args {
         let (key, raw): (String, Vec<u8>) = match arg {
             Value::String(s) => match s.split_once('=') {
                 Some((k, v)) => (k.to_string(), v.as_bytes().to_vec()),
-                None => return Err(Error::UsageError(format!("argument \"{s}\" not propname=value"))),
+                None => {
+                    return Err(Error::UsageError(format!(
+                        "argument \"{s}\" not propname=value"
+                    )))
+                }
             },
             Value::Base64(b) => match b.iter().position(|&c| c == b'=') {
-                Some(p) => (String::from_utf8_lossy(&b[..p]).into_owned(), b[p + 1..].to_vec()),
+                Some(p) => (
+                    String::from_utf8_lossy(&b[..p]).into_owned(),
+                    b[p + 1..].to_vec(),
+                ),
                 None => {
                     return Err(Error::UsageError(format!(
                         "argument \"{}\" not propname=value",
@@ -345,7 +407,11 @@ pub fn props_from_args(ctx: &mut Ctx<'_>, class: &ClassDef, args: &[Value], item
         }
         let name = py_strip(&key).to_string();
         let Some(kind) = prop_type(class, &name) else {
-            return Err(Error::UsageError(format!("{} is not a property of {}", str_repr(&name), class.name)));
+            return Err(Error::UsageError(format!(
+                "{} is not a property of {}",
+                str_repr(&name),
+                class.name
+            )));
         };
         if is_content {
             let bytes = match arg {

@@ -11,19 +11,31 @@ pub fn create(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     arity("create", params, &["classname"], 0, true)?;
     let cn = class_arg(&params[0]);
     let tracker = ctx.tracker;
-    if !tracker.security.has_permission_static(ctx.user, "Create", Some(&cn), None) {
-        return Err(Error::Unauthorised(format!("Permission to create {cn} denied")));
+    if !tracker
+        .security
+        .has_permission_static(ctx.user, "Create", Some(&cn), None)
+    {
+        return Err(Error::Unauthorised(format!(
+            "Permission to create {cn} denied"
+        )));
     }
     let class = ctx.class(&cn)?.clone();
     let changes = props_from_args(ctx, &class, &params[1..], None)?;
     if let Some(key) = &class.key {
         if !changes.props.contains(key) {
-            return Err(Error::UsageError(format!("you must provide the \"{key}\" property.")));
+            return Err(Error::UsageError(format!(
+                "you must provide the \"{key}\" property."
+            )));
         }
     }
     for name in changed_names(&changes) {
-        if !tracker.security.has_permission_static(ctx.user, "Create", Some(&cn), Some(&name)) {
-            return Err(Error::Unauthorised(format!("Permission to create {cn}.{name} denied")));
+        if !tracker
+            .security
+            .has_permission_static(ctx.user, "Create", Some(&cn), Some(&name))
+        {
+            return Err(Error::Unauthorised(format!(
+                "Permission to create {cn}.{name} denied"
+            )));
         }
     }
     let id = items::create(ctx, &class, changes).map_err(Error::into_usage)?;

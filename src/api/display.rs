@@ -51,11 +51,23 @@ pub fn display(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     let mut result: Option<Vec<(String, Value)>> = None;
     for p in &props {
         let allowed = match id {
-            Some(i) => tracker.security.has_permission(&mut *ctx.tx, &tracker.schema, user, "View", Some(&cn), Some(p), Some(i))?,
-            None => tracker.security.has_permission_static(user, "View", Some(&cn), Some(p)),
+            Some(i) => tracker.security.has_permission(
+                &mut *ctx.tx,
+                user,
+                "View",
+                Some(&cn),
+                Some(p),
+                Some(i),
+            )?,
+            None => tracker
+                .security
+                .has_permission_static(user, "View", Some(&cn), Some(p)),
         };
         if !allowed {
-            return Err(Error::Unauthorised(format!("Permission to view {p} of {} denied", py_str(&params[0]))));
+            return Err(Error::Unauthorised(format!(
+                "Permission to view {p} of {} denied",
+                py_str(&params[0])
+            )));
         }
         if result.is_none() {
             result = Some(values(ctx, &class, &id_text, &props)?);
@@ -65,7 +77,12 @@ pub fn display(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
 }
 
 /// Roundup's `cl.get(itemid, prop)` for each prop.
-fn values(ctx: &mut Ctx<'_>, class: &ClassDef, id_text: &str, props: &[String]) -> Result<Vec<(String, Value)>> {
+fn values(
+    ctx: &mut Ctx<'_>,
+    class: &ClassDef,
+    id_text: &str,
+    props: &[String],
+) -> Result<Vec<(String, Value)>> {
     let mut item = None;
     let mut out = Vec::with_capacity(props.len());
     for p in props {
@@ -78,7 +95,10 @@ fn values(ctx: &mut Ctx<'_>, class: &ClassDef, id_text: &str, props: &[String]) 
                 Some(i) => ctx.tx.get(class, i, Multilinks::All)?,
                 None => None,
             };
-            item = Some(found.ok_or_else(|| Error::IndexError(format!("no such {} {id_text}", class.name)))?);
+            item =
+                Some(found.ok_or_else(|| {
+                    Error::IndexError(format!("no such {} {id_text}", class.name))
+                })?);
         }
         let Some(it) = item.as_ref() else { continue };
         let is_file = class.kind == ClassKind::FileClass;

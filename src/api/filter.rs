@@ -13,7 +13,13 @@ use crate::xmlrpc::Value;
 
 /// The ids of matching non-retired items the user may view, sorted.
 pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
-    arity("filter", params, &["classname", "search_matches", "filterspec"], 2, false)?;
+    arity(
+        "filter",
+        params,
+        &["classname", "search_matches", "filterspec"],
+        2,
+        false,
+    )?;
     let cn = class_arg(&params[0]);
     let class = ctx.class(&cn)?.clone();
     let tracker = ctx.tracker;
@@ -29,13 +35,13 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     };
     let allowed: Vec<&(String, Value)> = spec
         .iter()
-        .filter(|(k, _)| tracker.security.has_search_permission(schema, ctx.user, &cn, k))
+        .filter(|(k, _)| tracker.security.has_search_permission(ctx.user, &cn, k))
         .collect();
     let group = sort_pairs(params.get(4))?;
     let sort = sort_pairs(params.get(3))?;
     let mut sortattr: Vec<(bool, String)> = Vec::new();
     for (dir, prop) in group.into_iter().chain(sort) {
-        if prop.is_empty() || !tracker.security.has_search_permission(schema, ctx.user, &cn, &prop) {
+        if prop.is_empty() || !tracker.security.has_search_permission(ctx.user, &cn, &prop) {
             continue;
         }
         if !sortattr.iter().any(|(_, p)| p == &prop) {
@@ -49,7 +55,10 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
         Value::Nil => None,
         Value::Array(ids) => Some(ids.iter().filter_map(value_id).collect::<Vec<Id>>()),
         other => {
-            return Err(Error::TypeError(format!("'{}' object is not iterable", other.python_type_name())));
+            return Err(Error::TypeError(format!(
+                "'{}' object is not iterable",
+                other.python_type_name()
+            )));
         }
     };
     if matches!(&params[1], Value::Array(a) if a.is_empty()) {
@@ -59,26 +68,50 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     let mut conds = Vec::new();
     for (key, value) in allowed {
         let path: Vec<&str> = key.split('.').collect();
-        conds.push(path_cond(schema, &class, &path, value, ctx.user.id, tz, ctx.now)?);
+        conds.push(path_cond(
+            schema,
+            &class,
+            &path,
+            value,
+            ctx.user.id,
+            tz,
+            ctx.now,
+        )?);
     }
     let sort_keys = sortattr
         .into_iter()
         .filter_map(|(desc, prop)| sort_key(schema, &class, &prop, desc))
         .collect();
-    let query = FilterQuery { search_matches, conds, sort: sort_keys };
+    let query = FilterQuery {
+        search_matches,
+        conds,
+        sort: sort_keys,
+    };
     let ids = ctx.tx.filter(&class, &query)?;
     let visible = if tracker.security.has_unchecked(ctx.user, "View", &cn) {
         ids
     } else {
         let mut v = Vec::with_capacity(ids.len());
         for id in ids {
-            if tracker.security.has_permission(&mut *ctx.tx, schema, ctx.user, "View", Some(&cn), None, Some(id))? {
+            if tracker.security.has_permission(
+                &mut *ctx.tx,
+                ctx.user,
+                "View",
+                Some(&cn),
+                None,
+                Some(id),
+            )? {
                 v.push(id);
             }
         }
         v
     };
-    Ok(Value::Array(visible.into_iter().map(|i| Value::String(i.to_string())).collect()))
+    Ok(Value::Array(
+        visible
+            .into_iter()
+            .map(|i| Value::String(i.to_string()))
+            .collect(),
+    ))
 }
 
 /// Parses a sort or group argument: an array of `[direction, property]` pairs.
@@ -87,7 +120,10 @@ fn sort_pairs(v: Option<&Value>) -> Result<Vec<(bool, String)>> {
         None | Some(Value::Nil) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
         Some(other) => {
-            return Err(Error::TypeError(format!("'{}' object is not iterable", other.python_type_name())))
+            return Err(Error::TypeError(format!(
+                "'{}' object is not iterable",
+                other.python_type_name()
+            )))
         }
     };
     let mut out = Vec::new();
@@ -109,7 +145,9 @@ fn sort_pairs(v: Option<&Value>) -> Result<Vec<(bool, String)>> {
             )));
         }
         if pair.len() > 2 {
-            return Err(Error::ValueError("too many values to unpack (expected 2)".into()));
+            return Err(Error::ValueError(
+                "too many values to unpack (expected 2)".into(),
+            ));
         }
         let prop = match &pair[1] {
             Value::Nil => String::new(),
@@ -141,19 +179,39 @@ fn kind_of(class: &ClassDef, prop: &str) -> Option<PropType> {
 }
 
 /// The condition for one (possibly dotted) filterspec key.
-fn path_cond(schema: &Schema, class: &ClassDef, path: &[&str], v: &Value, uid: Id, tz: Tz, now: Date) -> Result<Cond> {
-    let Some((first, rest)) = path.split_first() else { return Ok(Cond::Never) };
-    let Some(kind) = kind_of(class, first) else { return Ok(Cond::Never) };
+fn path_cond(
+    schema: &Schema,
+    class: &ClassDef,
+    path: &[&str],
+    v: &Value,
+    uid: Id,
+    tz: Tz,
+    now: Date,
+) -> Result<Cond> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(Cond::Never);
+    };
+    let Some(kind) = kind_of(class, first) else {
+        return Ok(Cond::Never);
+    };
     if rest.is_empty() {
         return leaf_cond(class, first, &kind, v, uid, tz, now);
     }
-    let Some(target) = kind.link_target().and_then(|t| schema.class(t)) else { return Ok(Cond::Never) };
+    let Some(target) = kind.link_target().and_then(|t| schema.class(t)) else {
+        return Ok(Cond::Never);
+    };
     let inner = path_cond(schema, target, rest, v, uid, tz, now)?;
-    Ok(Cond::Via { prop: first.to_string(), inner: vec![inner] })
+    Ok(Cond::Via {
+        prop: first.to_string(),
+        inner: vec![inner],
+    })
 }
 
 fn attr_error(v: &Value, attr: &str) -> Error {
-    Error::AttributeError(format!("'{}' object has no attribute '{attr}'", v.python_type_name()))
+    Error::AttributeError(format!(
+        "'{}' object has no attribute '{attr}'",
+        v.python_type_name()
+    ))
 }
 
 /// A value as the string Roundup's SQL would compare it as.
@@ -166,7 +224,7 @@ fn link_operand(v: &Value, uid: Id, to_user: bool) -> Option<i64> {
     match v {
         Value::Nil => Some(-1),
         Value::Int(i) => Some(*i),
-        Value::String(s) if s == "@current_user" && to_user => Some(uid as i64),
+        Value::String(s) if s == "@current_user" && to_user => Some(uid),
         Value::String(s) => {
             let t = s.trim();
             if let Some(d) = t.strip_prefix('-') {
@@ -212,7 +270,15 @@ fn compile_expr(ops: &[i64]) -> Result<IdExpr> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn leaf_cond(class: &ClassDef, prop: &str, kind: &PropType, v: &Value, uid: Id, tz: Tz, now: Date) -> Result<Cond> {
+fn leaf_cond(
+    class: &ClassDef,
+    prop: &str,
+    kind: &PropType,
+    v: &Value,
+    uid: Id,
+    tz: Tz,
+    now: Date,
+) -> Result<Cond> {
     let p = prop.to_string();
     if prop == "id" {
         let ids: Vec<Id> = match v {
@@ -241,10 +307,17 @@ fn leaf_cond(class: &ClassDef, prop: &str, kind: &PropType, v: &Value, uid: Id, 
             let to_user = target == "user";
             match v {
                 Value::Array(items) => {
-                    let ops: Vec<Option<i64>> = items.iter().map(|x| link_operand(x, uid, to_user)).collect();
+                    let ops: Vec<Option<i64>> = items
+                        .iter()
+                        .map(|x| link_operand(x, uid, to_user))
+                        .collect();
                     if ops.iter().all(|o| o.is_some()) && ops.iter().flatten().any(|&o| o < -1) {
                         let ops: Vec<i64> = ops.into_iter().flatten().collect();
-                        Cond::Expr { prop: p, multilink: false, expr: compile_expr(&ops)? }
+                        Cond::Expr {
+                            prop: p,
+                            multilink: false,
+                            expr: compile_expr(&ops)?,
+                        }
                     } else {
                         let null = items.is_empty() || ops.contains(&Some(-1));
                         let ids = ops.into_iter().flatten().filter(|&o| o >= 0).collect();
@@ -252,8 +325,16 @@ fn leaf_cond(class: &ClassDef, prop: &str, kind: &PropType, v: &Value, uid: Id, 
                     }
                 }
                 other => match link_operand(other, uid, to_user) {
-                    Some(-1) => Cond::LinkIn { prop: p, ids: vec![], null: true },
-                    Some(x) if x >= 0 => Cond::LinkIn { prop: p, ids: vec![x], null: false },
+                    Some(-1) => Cond::LinkIn {
+                        prop: p,
+                        ids: vec![],
+                        null: true,
+                    },
+                    Some(x) if x >= 0 => Cond::LinkIn {
+                        prop: p,
+                        ids: vec![x],
+                        null: false,
+                    },
                     _ => Cond::Never,
                 },
             }
@@ -262,21 +343,46 @@ fn leaf_cond(class: &ClassDef, prop: &str, kind: &PropType, v: &Value, uid: Id, 
             let to_user = target == "user";
             match v {
                 Value::Array(items) => {
-                    let ops: Vec<Option<i64>> = items.iter().map(|x| link_operand(x, uid, to_user)).collect();
+                    let ops: Vec<Option<i64>> = items
+                        .iter()
+                        .map(|x| link_operand(x, uid, to_user))
+                        .collect();
                     if items.is_empty() {
-                        Cond::MultilinkIn { prop: p, ids: vec![], empty: true }
-                    } else if ops.iter().all(|o| o.is_some()) && ops.iter().flatten().any(|&o| o < -1) {
+                        Cond::MultilinkIn {
+                            prop: p,
+                            ids: vec![],
+                            empty: true,
+                        }
+                    } else if ops.iter().all(|o| o.is_some())
+                        && ops.iter().flatten().any(|&o| o < -1)
+                    {
                         let ops: Vec<i64> = ops.into_iter().flatten().collect();
-                        Cond::Expr { prop: p, multilink: true, expr: compile_expr(&ops)? }
+                        Cond::Expr {
+                            prop: p,
+                            multilink: true,
+                            expr: compile_expr(&ops)?,
+                        }
                     } else {
                         let empty = ops.contains(&Some(-1));
                         let ids = ops.into_iter().flatten().filter(|&o| o >= 0).collect();
-                        Cond::MultilinkIn { prop: p, ids, empty }
+                        Cond::MultilinkIn {
+                            prop: p,
+                            ids,
+                            empty,
+                        }
                     }
                 }
                 other => match link_operand(other, uid, to_user) {
-                    Some(-1) => Cond::MultilinkIn { prop: p, ids: vec![], empty: true },
-                    Some(x) if x >= 0 => Cond::MultilinkIn { prop: p, ids: vec![x], empty: false },
+                    Some(-1) => Cond::MultilinkIn {
+                        prop: p,
+                        ids: vec![],
+                        empty: true,
+                    },
+                    Some(x) if x >= 0 => Cond::MultilinkIn {
+                        prop: p,
+                        ids: vec![x],
+                        empty: false,
+                    },
                     _ => Cond::Never,
                 },
             }
@@ -285,7 +391,8 @@ fn leaf_cond(class: &ClassDef, prop: &str, kind: &PropType, v: &Value, uid: Id, 
             Value::Array(items) => {
                 let mut values = Vec::new();
                 for x in items {
-                    let d = Date::parse(&text(x), Tz::default(), now).map_err(|e| Error::ValueError(e.to_string()))?;
+                    let d = Date::parse(&text(x), Tz::default(), now)
+                        .map_err(|e| Error::ValueError(e.to_string()))?;
                     values.push(Scalar::Text(d.serialise()));
                 }
                 Cond::ColumnIn { prop: p, values }
@@ -311,14 +418,19 @@ fn leaf_cond(class: &ClassDef, prop: &str, kind: &PropType, v: &Value, uid: Id, 
             Value::Array(items) => {
                 let mut secs = Vec::new();
                 for x in items {
-                    let i = Interval::parse(&text(x), now).map_err(|e| Error::ValueError(e.to_string()))?;
+                    let i = Interval::parse(&text(x), now)
+                        .map_err(|e| Error::ValueError(e.to_string()))?;
                     secs.push(i.as_seconds());
                 }
                 Cond::IntervalIn { prop: p, secs }
             }
             other => match parse_interval_filter(&text(other), now) {
                 None => return Ok(Cond::Always),
-                Some(r) => Cond::IntervalRange { prop: p, from: r.from, to: r.to },
+                Some(r) => Cond::IntervalRange {
+                    prop: p,
+                    from: r.from,
+                    to: r.to,
+                },
             },
         },
         PropType::Boolean => {
@@ -331,7 +443,10 @@ fn leaf_cond(class: &ClassDef, prop: &str, kind: &PropType, v: &Value, uid: Id, 
                 .iter()
                 .map(|x| match x {
                     Value::String(s) => {
-                        matches!(s.trim().to_lowercase().as_str(), "checked" | "yes" | "true" | "on" | "1")
+                        matches!(
+                            s.trim().to_lowercase().as_str(),
+                            "checked" | "yes" | "true" | "on" | "1"
+                        )
                     }
                     Value::Bool(b) => *b,
                     Value::Int(i) => *i != 0,
@@ -341,7 +456,10 @@ fn leaf_cond(class: &ClassDef, prop: &str, kind: &PropType, v: &Value, uid: Id, 
                 })
                 .map(|b| Scalar::Int(b as i64))
                 .collect();
-            Cond::ColumnIn { prop: p, values: bools }
+            Cond::ColumnIn {
+                prop: p,
+                values: bools,
+            }
         }
         PropType::Number | PropType::Integer | PropType::Password => {
             let values: Vec<&Value> = match v {
@@ -378,7 +496,11 @@ fn sort_key(schema: &Schema, class: &ClassDef, prop: &str, descending: bool) -> 
         path.push(step.to_string());
         last = Some(kind);
     }
-    if let Some(target) = last.as_ref().and_then(|k| k.link_target()).and_then(|t| schema.class(t)) {
+    if let Some(target) = last
+        .as_ref()
+        .and_then(|k| k.link_target())
+        .and_then(|t| schema.class(t))
+    {
         path.push(target.orderprop());
     }
     Some(SortKey { path, descending })

@@ -20,10 +20,25 @@ pub fn list(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     let known = prop == "id" || super::args::prop_type(&class, &prop).is_some();
     let tracker = ctx.tracker;
     let user = ctx.user;
-    let column = if known { ctx.tx.column(&class, &prop)? } else { ctx.tx.list(&class)?.into_iter().map(|i| (i, None)).collect() };
+    let column = if known {
+        ctx.tx.column(&class, &prop)?
+    } else {
+        ctx.tx
+            .list(&class)?
+            .into_iter()
+            .map(|i| (i, None))
+            .collect()
+    };
     let mut out = Vec::with_capacity(column.len());
     for (id, value) in column {
-        if !tracker.security.has_permission(&mut *ctx.tx, &tracker.schema, user, "View", Some(&cn), Some(&prop), Some(id))? {
+        if !tracker.security.has_permission(
+            &mut *ctx.tx,
+            user,
+            "View",
+            Some(&cn),
+            Some(&prop),
+            Some(id),
+        )? {
             continue;
         }
         if !known {

@@ -14,13 +14,22 @@ pub fn lookup(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     let tracker = ctx.tracker;
     let key = class.key.clone();
     let keyname = key.clone().unwrap_or_default();
-    let search_ok = key.as_ref().is_some_and(|k| tracker.security.has_search_permission(&tracker.schema, ctx.user, &cn, k));
-    let view_ok = tracker.security.has_permission_static(ctx.user, "View", Some(&cn), key.as_deref());
+    let search_ok = key
+        .as_ref()
+        .is_some_and(|k| tracker.security.has_search_permission(ctx.user, &cn, k));
+    let view_ok =
+        tracker
+            .security
+            .has_permission_static(ctx.user, "View", Some(&cn), key.as_deref());
     if !search_ok && !view_ok {
-        return Err(Error::Unauthorised(format!("Permission to lookup {cn} denied")));
+        return Err(Error::Unauthorised(format!(
+            "Permission to lookup {cn} denied"
+        )));
     }
     let Some(key) = key else {
-        return Err(Error::TypeError(format!("No key property set for class {cn}")));
+        return Err(Error::TypeError(format!(
+            "No key property set for class {cn}"
+        )));
     };
     let mut value = py_str(&params[1]);
     if value == "@current_user" && cn == "user" {
@@ -32,6 +41,8 @@ pub fn lookup(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     }
     match ctx.tx.lookup(&class, &key, &value)? {
         Some(id) => Ok(Value::String(id.to_string())),
-        None => Err(Error::KeyError(format!("No key ({keyname}) value \"{value}\" for \"{cn}\""))),
+        None => Err(Error::KeyError(format!(
+            "No key ({keyname}) value \"{value}\" for \"{cn}\""
+        ))),
     }
 }

@@ -14,7 +14,11 @@ pub fn schema(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
         .classes
         .iter()
         .map(|c| {
-            let mut props: Vec<(&str, String)> = c.properties.iter().map(|p| (p.name.as_str(), p.kind.repr())).collect();
+            let mut props: Vec<(&str, String)> = c
+                .properties
+                .iter()
+                .map(|p| (p.name.as_str(), p.kind.repr()))
+                .collect();
             props.sort_by(|a, b| a.0.cmp(b.0));
             let arr = props
                 .into_iter()

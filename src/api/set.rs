@@ -18,11 +18,25 @@ pub fn set(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     let tracker = ctx.tracker;
     for name in changed_names(&changes) {
         let allowed = match id {
-            Some(i) => tracker.security.has_permission(&mut *ctx.tx, &tracker.schema, ctx.user, "Edit", Some(&cn), Some(&name), Some(i))?,
-            None => tracker.security.has_permission_static(ctx.user, "Edit", Some(&cn), Some(&name)),
+            Some(i) => tracker.security.has_permission(
+                &mut *ctx.tx,
+                ctx.user,
+                "Edit",
+                Some(&cn),
+                Some(&name),
+                Some(i),
+            )?,
+            None => {
+                tracker
+                    .security
+                    .has_permission_static(ctx.user, "Edit", Some(&cn), Some(&name))
+            }
         };
         if !allowed {
-            return Err(Error::Unauthorised(format!("Permission to edit {name} of {} denied", py_str(&params[0]))));
+            return Err(Error::Unauthorised(format!(
+                "Permission to edit {name} of {} denied",
+                py_str(&params[0])
+            )));
         }
     }
     let Some(id) = id else { return Err(no_such()) };

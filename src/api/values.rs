@@ -47,7 +47,9 @@ pub fn encode(v: Option<&PropValue>, bools: BoolAs) -> Value {
 /// A Password value: Roundup's struct shape (`scheme`, `password`, `plaintext`)
 /// with the scheme only — the hash and any plaintext are withheld.
 pub fn password_struct(stored: Option<&String>) -> Value {
-    let Some(stored) = stored else { return Value::Nil };
+    let Some(stored) = stored else {
+        return Value::Nil;
+    };
     let scheme = stored
         .strip_prefix('{')
         .and_then(|r| r.split_once('}'))

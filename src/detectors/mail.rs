@@ -28,7 +28,14 @@ pub fn new_message_id(domain: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!("<{t}.{n:016x}@{}>", if domain.is_empty() { "localhost" } else { domain })
+    format!(
+        "<{t}.{n:016x}@{}>",
+        if domain.is_empty() {
+            "localhost"
+        } else {
+            domain
+        }
+    )
 }
 
 /// The From header Roundup uses for nosy mail: the author's name at the tracker address.

@@ -11,9 +11,13 @@ pub fn summarygenerator(changes: &mut Changes) {
     if changes.props.contains("summary") {
         return;
     }
-    let Some(content) = &changes.content else { return };
+    let Some(content) = &changes.content else {
+        return;
+    };
     let text = String::from_utf8_lossy(content);
-    changes.props.insert("summary", Some(PropValue::String(summary(&text))));
+    changes
+        .props
+        .insert("summary", Some(PropValue::String(summary(&text))));
 }
 
 fn is_eol(c: char) -> bool {
@@ -21,7 +25,8 @@ fn is_eol(c: char) -> bool {
 }
 
 /// Roundup's `blankline_re`.
-static BLANK_LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[\r\n]+\s*[\r\n]+").expect("valid regex"));
+static BLANK_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[\r\n]+\s*[\r\n]+").expect("valid regex"));
 /// Roundup's `eol_re`.
 static EOL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[\r\n]+").expect("valid regex"));
 
@@ -36,7 +41,11 @@ fn quoted(line: &str) -> bool {
 /// The summary `parseContent` computes for a message body.
 pub fn summary(content: &str) -> String {
     let body = content.trim_start_matches(is_eol);
-    let body = if body.is_empty() && !content.is_empty() { &content[content.len() - 1..] } else { body };
+    let body = if body.is_empty() && !content.is_empty() {
+        &content[content.len() - 1..]
+    } else {
+        body
+    };
     let mut summary = String::new();
     for section in BLANK_LINE.split(body) {
         if section.is_empty() {
@@ -47,7 +56,11 @@ pub fn summary(content: &str) -> String {
         let quote_2nd = lines.get(1).is_some_and(|l| quoted(l));
         let mut section_text = section.to_string();
         if quote_1st || quote_2nd {
-            match lines.iter().skip(1).position(|l| !l.is_empty() && !quoted(l)) {
+            match lines
+                .iter()
+                .skip(1)
+                .position(|l| !l.is_empty() && !quoted(l))
+            {
                 None => continue,
                 Some(n) => section_text = lines[n + 1..].join("\n"),
             }
@@ -59,7 +72,10 @@ pub fn summary(content: &str) -> String {
         Some(p) if p > 0 => summary[..=p].to_string(),
         _ => String::new(),
     };
-    let first = split_lines(&summary).first().map(|s| s.to_string()).unwrap_or_default();
+    let first = split_lines(&summary)
+        .first()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     if sentence > first {
         sentence
     } else {
@@ -74,8 +90,14 @@ mod tests {
     #[test]
     fn summaries_like_roundup() {
         assert_eq!(summary("Hello world.\n\nSecond para"), "Hello world.");
-        assert_eq!(summary("This is a long\nsentence. More text"), "This is a long\nsentence.");
-        assert_eq!(summary("> quoted\n> more\n\nReal text here"), "Real text here");
+        assert_eq!(
+            summary("This is a long\nsentence. More text"),
+            "This is a long\nsentence."
+        );
+        assert_eq!(
+            summary("> quoted\n> more\n\nReal text here"),
+            "Real text here"
+        );
         assert_eq!(summary("\n\nno punctuation"), "no punctuation");
         assert_eq!(summary(""), "");
     }

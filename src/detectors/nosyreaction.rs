@@ -17,8 +17,15 @@ fn ids(v: Option<&Option<PropValue>>) -> Vec<Id> {
 
 /// Keeps the nosy list up to date: adds the assignee, and the authors and
 /// recipients of new messages as `[nosy] add_author` / `add_recipients` say.
-pub fn updatenosy(ctx: &mut Ctx<'_>, class: &ClassDef, id: Option<Id>, changes: &mut Changes) -> Result<()> {
-    let Some(user_class) = ctx.tracker.schema.class("user") else { return Ok(()) };
+pub fn updatenosy(
+    ctx: &mut Ctx<'_>,
+    class: &ClassDef,
+    id: Option<Id>,
+    changes: &mut Changes,
+) -> Result<()> {
+    let Some(user_class) = ctx.tracker.schema.class("user") else {
+        return Ok(());
+    };
     let mut current: BTreeSet<Id> = BTreeSet::new();
     let old = match id {
         Some(id) => Some(ctx.item(class, id)?),
@@ -39,14 +46,30 @@ pub fn updatenosy(ctx: &mut Ctx<'_>, class: &ClassDef, id: Option<Id>, changes: 
         new.insert(*a);
     }
     if let Some(msgs) = changes.props.get("messages").cloned() {
-        let ok: &[&str] = if id.is_none() { &["new", "yes"] } else { &["yes"] };
-        let oldmsgs = old.as_ref().map(|o| ids(o.values.get("messages"))).unwrap_or_default();
-        let added: Vec<Id> = ids(Some(&msgs)).into_iter().filter(|m| !oldmsgs.contains(m)).collect();
+        let ok: &[&str] = if id.is_none() {
+            &["new", "yes"]
+        } else {
+            &["yes"]
+        };
+        let oldmsgs = old
+            .as_ref()
+            .map(|o| ids(o.values.get("messages")))
+            .unwrap_or_default();
+        let added: Vec<Id> = ids(Some(&msgs))
+            .into_iter()
+            .filter(|m| !oldmsgs.contains(m))
+            .collect();
         let add_author = ok.contains(&ctx.tracker.settings.nosy_add_author.as_str());
         let add_recips = ok.contains(&ctx.tracker.settings.nosy_add_recipients.as_str());
-        if let Some(msg_class) = class.prop("messages").and_then(|p| p.kind.link_target()).and_then(|t| ctx.tracker.schema.class(t)) {
+        if let Some(msg_class) = class
+            .prop("messages")
+            .and_then(|p| p.kind.link_target())
+            .and_then(|t| ctx.tracker.schema.class(t))
+        {
             for m in added {
-                let Some(msg) = ctx.tx.get(msg_class, m, Multilinks::All)? else { continue };
+                let Some(msg) = ctx.tx.get(msg_class, m, Multilinks::All)? else {
+                    continue;
+                };
                 if add_author {
                     if let Some(PropValue::Link(a)) = msg.get("author") {
                         new.insert(*a);
@@ -58,8 +81,13 @@ pub fn updatenosy(ctx: &mut Ctx<'_>, class: &ClassDef, id: Option<Id>, changes: 
             }
         }
     }
-    if new != current || (changes.props.contains("nosy") && changes.props.get("nosy") == Some(&None)) {
-        changes.props.insert("nosy", Some(PropValue::Multilink(new.into_iter().collect())));
+    if new != current
+        || (changes.props.contains("nosy") && changes.props.get("nosy") == Some(&None))
+    {
+        changes.props.insert(
+            "nosy",
+            Some(PropValue::Multilink(new.into_iter().collect())),
+        );
     }
     Ok(())
 }
@@ -73,13 +101,22 @@ pub fn nosyreaction(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, old: Option<&It
         None => now_msgs,
         Some(o) => {
             let before = ids(o.values.get("messages"));
-            now_msgs.into_iter().filter(|m| !before.contains(m)).collect()
+            now_msgs
+                .into_iter()
+                .filter(|m| !before.contains(m))
+                .collect()
         }
     };
-    let Some(msg_class) = class.prop("messages").and_then(|p| p.kind.link_target()).and_then(|t| ctx.tracker.schema.class(t)) else {
+    let Some(msg_class) = class
+        .prop("messages")
+        .and_then(|p| p.kind.link_target())
+        .and_then(|t| ctx.tracker.schema.class(t))
+    else {
         return Ok(());
     };
-    let Some(user_class) = ctx.tracker.schema.class("user") else { return Ok(()) };
+    let Some(user_class) = ctx.tracker.schema.class("user") else {
+        return Ok(());
+    };
     for m in new_msgs {
         nosymessage(ctx, class, &issue, msg_class, user_class, m, old.is_none())?;
     }
@@ -96,7 +133,9 @@ fn nosymessage(
     msgid: Id,
     is_new: bool,
 ) -> Result<()> {
-    let Some(msg) = ctx.tx.get(msg_class, msgid, Multilinks::All)? else { return Ok(()) };
+    let Some(msg) = ctx.tx.get(msg_class, msgid, Multilinks::All)? else {
+        return Ok(());
+    };
     let author = match msg.get("author") {
         Some(PropValue::Link(a)) => Some(*a),
         _ => None,
@@ -111,7 +150,9 @@ fn nosymessage(
         if seen.contains(&uid) {
             return Ok(None);
         }
-        let Some(user) = ctx.tx.get(user_class, uid, Multilinks::None)? else { return Ok(None) };
+        let Some(user) = ctx.tx.get(user_class, uid, Multilinks::None)? else {
+            return Ok(None);
+        };
         if matches!(user.get("username"), Some(PropValue::String(u)) if u == "anonymous") {
             return Ok(None);
         }
@@ -119,12 +160,15 @@ fn nosymessage(
             Some(PropValue::String(r)) => crate::security::split_roles(r),
             _ => Vec::new(),
         };
-        let uctx = crate::security::UserCtx { id: uid, username: String::new(), roles };
+        let uctx = crate::security::UserCtx {
+            id: uid,
+            username: String::new(),
+            roles,
+        };
         for prop in ["content", "files"] {
             if msg_class.prop(prop).is_some()
                 && !tracker.security.has_permission(
                     &mut *ctx.tx,
-                    &tracker.schema,
                     &uctx,
                     "View",
                     Some(&msg_class.name),
@@ -179,7 +223,15 @@ fn nosymessage(
         props.insert("messageid", Some(PropValue::String(mid.clone())));
         message_id = Some(mid);
     }
-    items::set(ctx, msg_class, msgid, Changes { props, content: None })?;
+    items::set(
+        ctx,
+        msg_class,
+        msgid,
+        Changes {
+            props,
+            content: None,
+        },
+    )?;
     let content = ctx.tx.content(msg_class, msgid)?.unwrap_or_default();
     let title = match issue.get("title") {
         Some(PropValue::String(t)) => t.clone(),

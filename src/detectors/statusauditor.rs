@@ -6,7 +6,9 @@ use crate::store::{Id, PropValue};
 use crate::tracker::schema::ClassDef;
 
 fn status_id(ctx: &mut Ctx<'_>, name: &str) -> Result<Option<Id>> {
-    let Some(status) = ctx.tracker.schema.class("status") else { return Ok(None) };
+    let Some(status) = ctx.tracker.schema.class("status") else {
+        return Ok(None);
+    };
     Ok(ctx.tx.lookup(status, "name", name)?)
 }
 
@@ -16,15 +18,25 @@ pub fn presetunread(ctx: &mut Ctx<'_>, changes: &mut Changes) -> Result<()> {
         return Ok(());
     }
     if let Some(unread) = status_id(ctx, "unread")? {
-        changes.props.insert("status", Some(PropValue::Link(unread)));
+        changes
+            .props
+            .insert("status", Some(PropValue::Link(unread)));
     }
     Ok(())
 }
 
 /// On issue change: a new message moves the issue from unread, resolved or
 /// done-cbb (or no status) to chatting, unless the change sets the status itself.
-pub fn chatty(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, changes: &mut Changes, two_users: bool) -> Result<()> {
-    let Some(new_messages) = changes.props.get("messages").cloned() else { return Ok(()) };
+pub fn chatty(
+    ctx: &mut Ctx<'_>,
+    class: &ClassDef,
+    id: Id,
+    changes: &mut Changes,
+    two_users: bool,
+) -> Result<()> {
+    let Some(new_messages) = changes.props.get("messages").cloned() else {
+        return Ok(());
+    };
     let item = ctx.item(class, id)?;
     let current_messages = item.values.get("messages").cloned().flatten();
     let norm = |v: Option<PropValue>| match v {
@@ -34,7 +46,9 @@ pub fn chatty(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, changes: &mut Changes
     if norm(new_messages) == norm(current_messages) {
         return Ok(());
     }
-    let Some(chatting) = status_id(ctx, "chatting")? else { return Ok(()) };
+    let Some(chatting) = status_id(ctx, "chatting")? else {
+        return Ok(());
+    };
     let current = match item.get("status") {
         Some(PropValue::Link(s)) => Some(*s),
         _ => None,
@@ -56,7 +70,9 @@ pub fn chatty(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, changes: &mut Changes
         }
     }
     if current.is_none_or(|c| fromstates.contains(&c)) {
-        changes.props.insert("status", Some(PropValue::Link(chatting)));
+        changes
+            .props
+            .insert("status", Some(PropValue::Link(chatting)));
     }
     Ok(())
 }

@@ -9,12 +9,15 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 const LOCAL: &str = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*";
-const DOMAIN: &str = r"(localhost|(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9]))";
+const DOMAIN: &str =
+    r"(localhost|(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9]))";
 
 static EMAIL_RFC: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!("(?i)^{LOCAL}@{DOMAIN}$")).expect("valid regex"));
-static EMAIL_LOCAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!("(?i)^{LOCAL}$")).expect("valid regex"));
-static USERNAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)^[a-z0-9_@!%.+-]+$").expect("valid regex"));
+static EMAIL_LOCAL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("(?i)^{LOCAL}$")).expect("valid regex"));
+static USERNAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)^[a-z0-9_@!%.+-]+$").expect("valid regex"));
 
 fn valid_address(a: &str) -> bool {
     if a.contains('@') {
@@ -32,7 +35,12 @@ fn text(changes: &Changes, prop: &str) -> Option<String> {
 }
 
 /// The address checks, role checks and time zone checks of the classic template.
-pub fn audit_user_fields(ctx: &mut Ctx<'_>, class: &ClassDef, id: Option<Id>, changes: &mut Changes) -> Result<()> {
+pub fn audit_user_fields(
+    ctx: &mut Ctx<'_>,
+    class: &ClassDef,
+    id: Option<Id>,
+    changes: &mut Changes,
+) -> Result<()> {
     if changes.props.contains("username") {
         let name = text(changes, "username").unwrap_or_default();
         if !USERNAME.is_match(&name) {
@@ -51,23 +59,35 @@ pub fn audit_user_fields(ctx: &mut Ctx<'_>, class: &ClassDef, id: Option<Id>, ch
     }
     for address in addresses {
         if !valid_address(&address) {
-            return Err(Error::ValueError(format!("Email address syntax is invalid \"{address}\"")));
+            return Err(Error::ValueError(format!(
+                "Email address syntax is invalid \"{address}\""
+            )));
         }
-        let q = FilterQuery { conds: vec![Cond::Contains { prop: "address".into(), needles: vec![address.clone()] }], ..Default::default() };
+        let q = FilterQuery {
+            conds: vec![Cond::Contains {
+                prop: "address".into(),
+                needles: vec![address.clone()],
+            }],
+            ..Default::default()
+        };
         let mut in_use = false;
         for other in ctx.tx.filter(class, &q)? {
             if Some(other) == id {
                 continue;
             }
             if let Some(u) = ctx.tx.get(class, other, Multilinks::None)? {
-                if matches!(u.get("address"), Some(PropValue::String(a)) if a.to_lowercase() == address.to_lowercase()) {
+                if matches!(u.get("address"), Some(PropValue::String(a)) if a.to_lowercase() == address.to_lowercase())
+                {
                     in_use = true;
                 }
             }
         }
         if class.prop("alternate_addresses").is_some() {
             let q = FilterQuery {
-                conds: vec![Cond::Contains { prop: "alternate_addresses".into(), needles: vec![address.clone()] }],
+                conds: vec![Cond::Contains {
+                    prop: "alternate_addresses".into(),
+                    needles: vec![address.clone()],
+                }],
                 ..Default::default()
             };
             if ctx.tx.filter(class, &q)?.into_iter().any(|x| Some(x) != id) {
@@ -75,7 +95,9 @@ pub fn audit_user_fields(ctx: &mut Ctx<'_>, class: &ClassDef, id: Option<Id>, ch
             }
         }
         if in_use {
-            return Err(Error::ValueError(format!("Email address {address} already in use")));
+            return Err(Error::ValueError(format!(
+                "Email address {address} already in use"
+            )));
         }
     }
     if let Some(roles) = text(changes, "roles") {
@@ -98,7 +120,9 @@ pub fn check_timezone(tz: &str) -> Result<()> {
         if (-23..=23).contains(&n) {
             return Ok(());
         }
-        return Err(Error::ValueError(format!("Timezone \"{tz}\" exceeds valid range [-23...23]")));
+        return Err(Error::ValueError(format!(
+            "Timezone \"{tz}\" exceeds valid range [-23...23]"
+        )));
     }
     if ["UTC", "GMT", "UCT", "EST", "MST", "HST"].contains(&tz) {
         return Ok(());

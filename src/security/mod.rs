@@ -15,6 +15,7 @@ use crate::store::{Id, Multilinks, PropValue, Tx};
 use crate::tracker::schema::{Grant, PropType, Schema};
 use check::{CompareOp, Operand};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The authenticated user as the permission checks see them.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,16 +41,20 @@ pub fn split_roles(roles: &str) -> Vec<String> {
 
 /// Grants indexed for fast lookup: role -> permission name -> class (None = any)
 /// -> grant indexes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Security {
-    index: HashMap<String, HashMap<String, HashMap<Option<String>, Vec<usize>>>>,
+    index: HashMap<String, PermIndex>,
     grants: Vec<Grant>,
+    schema: Arc<Schema>,
 }
+
+/// Grants of one role: permission name -> class (None = any) -> grant indexes.
+type PermIndex = HashMap<String, HashMap<Option<String>, Vec<usize>>>;
 
 impl Security {
     /// Indexes the grants of a schema.
-    pub fn new(schema: &Schema) -> Security {
-        let mut index: HashMap<String, HashMap<String, HashMap<Option<String>, Vec<usize>>>> = HashMap::new();
+    pub fn new(schema: &Arc<Schema>) -> Security {
+        let mut index: HashMap<String, PermIndex> = HashMap::new();
         for (i, g) in schema.grants.iter().enumerate() {
             for role in &g.roles {
                 index
@@ -62,22 +67,33 @@ impl Security {
                     .push(i);
             }
         }
-        Security { index, grants: schema.grants.clone() }
+        Security {
+            index,
+            grants: schema.grants.clone(),
+            schema: schema.clone(),
+        }
     }
 
     /// The grants a user's roles hold for `perm` on `class` (global ones first),
     /// split into (without check, with check).
-    fn candidates<'a>(&'a self, user: &'a UserCtx, perm: &'a str, class: Option<&'a str>) -> impl Iterator<Item = &'a Grant> + 'a {
-        user.roles.iter().filter_map(move |r| self.index.get(r)).filter_map(move |perms| perms.get(perm)).flat_map(
-            move |by_class| {
+    fn candidates<'a>(
+        &'a self,
+        user: &'a UserCtx,
+        perm: &'a str,
+        class: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Grant> + 'a {
+        user.roles
+            .iter()
+            .filter_map(move |r| self.index.get(r))
+            .filter_map(move |perms| perms.get(perm))
+            .flat_map(move |by_class| {
                 let global = by_class.get(&None).into_iter().flatten();
                 let specific = class
                     .and_then(|c| by_class.get(&Some(c.to_string())))
                     .into_iter()
                     .flatten();
                 global.chain(specific).map(move |&i| &self.grants[i])
-            },
-        )
+            })
     }
 
     /// Roundup's `Permission.test` without the check condition.
@@ -112,7 +128,6 @@ impl Security {
     pub fn has_permission(
         &self,
         tx: &mut dyn Tx,
-        schema: &Schema,
         user: &UserCtx,
         perm: &str,
         class: Option<&str>,
@@ -133,7 +148,7 @@ impl Security {
             }
             match (itemid, class) {
                 (Some(id), Some(cn)) => {
-                    if eval_check(tx, schema, cn, id, user, check)? {
+                    if eval_check(tx, &self.schema, cn, id, user, check)? {
                         return Ok(true);
                     }
                 }
@@ -146,8 +161,15 @@ impl Security {
 
     /// `hasPermission` for questions that never run a check (no item): class-level
     /// and property-level, and global permissions such as `Xmlrpc Access`.
-    pub fn has_permission_static(&self, user: &UserCtx, perm: &str, class: Option<&str>, prop: Option<&str>) -> bool {
-        self.candidates(user, perm, class).any(|g| Self::matches_static(g, class, prop))
+    pub fn has_permission_static(
+        &self,
+        user: &UserCtx,
+        perm: &str,
+        class: Option<&str>,
+        prop: Option<&str>,
+    ) -> bool {
+        self.candidates(user, perm, class)
+            .any(|g| Self::matches_static(g, class, prop))
     }
 
     /// True if the user holds `perm` on `class` through a grant without a check
@@ -164,14 +186,16 @@ impl Security {
             self.candidates(user, perm, Some(class)).any(|g| {
                 g.check.is_none()
                     && g.class.as_deref().is_none_or(|k| k == class)
-                    && g.properties.as_ref().is_none_or(|ps| ps.iter().any(|p| p == prop))
+                    && g.properties
+                        .as_ref()
+                        .is_none_or(|ps| ps.iter().any(|p| p == prop))
             })
         })
     }
 
     /// Roundup's `hasSearchPermission(uid, classname, property)` for a possibly
     /// dotted property path.
-    pub fn has_search_permission(&self, schema: &Schema, user: &UserCtx, class: &str, path: &str) -> bool {
+    pub fn has_search_permission(&self, user: &UserCtx, class: &str, path: &str) -> bool {
         let mut cn = class.to_string();
         let mut last: Option<PropType> = None;
         for (i, step) in path.split('.').enumerate() {
@@ -181,11 +205,16 @@ impl Security {
                     None => return false,
                 }
             }
-            let Some(cls) = schema.class(&cn) else { return false };
+            let Some(cls) = self.schema.class(&cn) else {
+                return false;
+            };
             let kind = match step {
                 "id" => PropType::String { indexme: false },
                 "creation" | "activity" => PropType::Date,
-                "creator" | "actor" => PropType::Link { class: "user".into(), do_journal: false },
+                "creator" | "actor" => PropType::Link {
+                    class: "user".into(),
+                    do_journal: false,
+                },
                 _ => match cls.prop(step) {
                     Some(p) => p.kind.clone(),
                     None => return false,
@@ -197,7 +226,9 @@ impl Security {
             last = Some(kind);
         }
         if let Some(target) = last.as_ref().and_then(|k| k.link_target()) {
-            let Some(tc) = schema.class(target) else { return false };
+            let Some(tc) = self.schema.class(target) else {
+                return false;
+            };
             let mut needed = vec!["id".to_string(), tc.labelprop(), tc.orderprop()];
             needed.dedup();
             return needed.iter().all(|p| self.searchable(user, target, p));
@@ -215,9 +246,15 @@ pub fn eval_check(
     user: &UserCtx,
     check: &CheckExpr,
 ) -> crate::store::Result<bool> {
-    let Some(cls) = schema.class(class) else { return Ok(false) };
+    let Some(cls) = schema.class(class) else {
+        return Ok(false);
+    };
     let needs_item = !check_only_id(check);
-    let item = if needs_item { tx.get(cls, id, Multilinks::All)? } else { None };
+    let item = if needs_item {
+        tx.get(cls, id, Multilinks::All)?
+    } else {
+        None
+    };
     Ok(eval(check, id, item.as_ref(), user))
 }
 

@@ -117,7 +117,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// rolls everything back, content files included.
 pub trait Tx {
     /// Loads an item (retired ones too), or `None` if the id does not exist.
-    fn get(&mut self, class: &ClassDef, id: Id, multilinks: Multilinks<'_>) -> Result<Option<Item>>;
+    fn get(&mut self, class: &ClassDef, id: Id, multilinks: Multilinks<'_>)
+        -> Result<Option<Item>>;
     /// True if the item exists (retired or not).
     fn exists(&mut self, class: &ClassDef, id: Id) -> Result<bool>;
     /// Ids of the non-retired items, ascending.
@@ -136,9 +137,24 @@ pub trait Tx {
     fn new_id(&mut self, class: &ClassDef) -> Result<Id>;
     /// Inserts a new item with `values` (declared properties only) and the
     /// automatic properties.
-    fn insert(&mut self, class: &ClassDef, id: Id, values: &Values, user: Id, now: Date) -> Result<()>;
+    fn insert(
+        &mut self,
+        class: &ClassDef,
+        id: Id,
+        values: &Values,
+        user: Id,
+        now: Date,
+    ) -> Result<()>;
     /// Updates declared properties of an item; `touch` also sets activity/actor.
-    fn update(&mut self, class: &ClassDef, id: Id, values: &Values, user: Id, now: Date, touch: bool) -> Result<()>;
+    fn update(
+        &mut self,
+        class: &ClassDef,
+        id: Id,
+        values: &Values,
+        user: Id,
+        now: Date,
+        touch: bool,
+    ) -> Result<()>;
     /// Sets the retired flag (Roundup stores the item's own id when retired).
     fn set_retired(&mut self, class: &ClassDef, id: Id, retired: bool) -> Result<()>;
     /// Stages new content for a FileClass item (written on commit).

@@ -66,7 +66,11 @@ pub fn float_repr(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if x.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // Shortest round-trip digits and exponent from Rust's formatter.
     let sci = format!("{x:e}"); // e.g. "-1.2345e-7"
@@ -119,7 +123,10 @@ mod tests {
         assert_eq!(str_repr("abc"), "'abc'");
         assert_eq!(str_repr("it's"), "\"it's\"");
         assert_eq!(str_repr("both ' and \""), "'both \\' and \"'");
-        assert_eq!(str_repr("a\nb\\c\x01é\u{2028}"), "'a\\nb\\\\c\\x01é\\u2028'");
+        assert_eq!(
+            str_repr("a\nb\\c\x01é\u{2028}"),
+            "'a\\nb\\\\c\\x01é\\u2028'"
+        );
     }
 
     #[test]
@@ -185,8 +192,10 @@ impl PyValue {
                 format!("[{}]", items.join(", "))
             }
             PyValue::Dict(v) => {
-                let items: Vec<String> =
-                    v.iter().map(|(k, x)| format!("{}: {}", k.repr(), x.repr())).collect();
+                let items: Vec<String> = v
+                    .iter()
+                    .map(|(k, x)| format!("{}: {}", k.repr(), x.repr()))
+                    .collect();
                 format!("{{{}}}", items.join(", "))
             }
         }
@@ -214,7 +223,12 @@ pub struct ParseError(pub &'static str, pub usize);
 
 /// Parses a Python literal (str, int, float, None, True, False, tuple, list, dict).
 pub fn parse(text: &str) -> Result<PyValue, ParseError> {
-    let mut p = Parser { s: text.as_bytes(), text, i: 0, depth: 0 };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        text,
+        i: 0,
+        depth: 0,
+    };
     let v = p.value()?;
     p.ws();
     if p.i != p.s.len() {
@@ -348,7 +362,9 @@ impl Parser<'_> {
         loop {
             let rest = &self.text[self.i..];
             let mut chars = rest.chars();
-            let c = chars.next().ok_or(ParseError("unterminated string", self.i))?;
+            let c = chars
+                .next()
+                .ok_or(ParseError("unterminated string", self.i))?;
             self.i += c.len_utf8();
             if c as u32 == quote as u32 {
                 return Ok(out);
@@ -372,8 +388,12 @@ impl Parser<'_> {
                         'u' => 4,
                         _ => 8,
                     };
-                    let hex = self.text.get(self.i..self.i + n).ok_or(ParseError("bad escape", self.i))?;
-                    let code = u32::from_str_radix(hex, 16).map_err(|_| ParseError("bad escape", self.i))?;
+                    let hex = self
+                        .text
+                        .get(self.i..self.i + n)
+                        .ok_or(ParseError("bad escape", self.i))?;
+                    let code = u32::from_str_radix(hex, 16)
+                        .map_err(|_| ParseError("bad escape", self.i))?;
                     out.push(char::from_u32(code).ok_or(ParseError("bad escape", self.i))?);
                     self.i += n;
                 }
@@ -400,8 +420,11 @@ impl StoredClass {
         if self.key != class.key.clone().unwrap_or_default() {
             return false;
         }
-        let mut mine: Vec<(String, String)> =
-            class.properties.iter().map(|p| (p.name.clone(), p.kind.repr())).collect();
+        let mut mine: Vec<(String, String)> = class
+            .properties
+            .iter()
+            .map(|p| (p.name.clone(), p.kind.repr()))
+            .collect();
         mine.sort();
         let mut theirs = self.props.clone();
         theirs.sort();
@@ -433,7 +456,11 @@ pub fn parse_schema_row(text: &str) -> Result<StoredSchema, ParseError> {
                 for (name, spec) in entries {
                     let name = name.as_str().ok_or(ParseError("class name", 0))?;
                     let parts = spec.items().ok_or(ParseError("class spec", 0))?;
-                    let key = parts.first().and_then(|k| k.as_str()).unwrap_or("").to_string();
+                    let key = parts
+                        .first()
+                        .and_then(|k| k.as_str())
+                        .unwrap_or("")
+                        .to_string();
                     let mut props = Vec::new();
                     for p in parts.get(1).and_then(|p| p.items()).unwrap_or(&[]) {
                         let pair = p.items().ok_or(ParseError("prop spec", 0))?;
@@ -445,7 +472,14 @@ pub fn parse_schema_row(text: &str) -> Result<StoredSchema, ParseError> {
                         };
                         props.push((n.to_string(), r.to_string()));
                     }
-                    tables.push((name.to_string(), StoredClass { key, props, raw: spec.repr() }));
+                    tables.push((
+                        name.to_string(),
+                        StoredClass {
+                            key,
+                            props,
+                            raw: spec.repr(),
+                        },
+                    ));
                 }
             }
             _ => {}
@@ -465,13 +499,22 @@ mod parse_tests {
         assert_eq!(s.version, 8);
         assert_eq!(s.tables[0].0, "status");
         assert_eq!(s.tables[0].1.key, "name");
-        assert_eq!(s.tables[1].1.props[0].1, "<roundup.hyperdb.Link to \"user\">");
+        assert_eq!(
+            s.tables[1].1.props[0].1,
+            "<roundup.hyperdb.Link to \"user\">"
+        );
         assert_eq!(parse(text).expect("parses").repr(), text);
     }
 
     #[test]
     fn single_tuple_and_escapes() {
-        assert_eq!(parse("(('+', ['1']),)").expect("ok").repr(), "(('+', ['1']),)");
-        assert_eq!(parse("'a\\'b\\n'").expect("ok"), PyValue::Str("a'b\n".into()));
+        assert_eq!(
+            parse("(('+', ['1']),)").expect("ok").repr(),
+            "(('+', ['1']),)"
+        );
+        assert_eq!(
+            parse("'a\\'b\\n'").expect("ok"),
+            PyValue::Str("a'b\n".into())
+        );
     }
 }

@@ -20,20 +20,54 @@ pub fn create(dir: &Path) -> Result<(), InitError> {
         &[
             "admin_email=admin@example.com".into(),
             "mail_domain=example.com".into(),
-            format!("mail_debug={}", std::path::absolute(dir).unwrap_or(dir.to_path_buf()).join("mail.log").display()),
+            format!(
+                "mail_debug={}",
+                std::path::absolute(dir)
+                    .unwrap_or(dir.to_path_buf())
+                    .join("mail.log")
+                    .display()
+            ),
             "tracker_web=http://localhost:8917/demo/".into(),
         ],
     )?;
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "demo".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "demo".into());
     let tracker = Tracker::open(dir, &name)?;
-    let admin = UserCtx { id: 1, username: "admin".into(), roles: vec!["admin".into()] };
+    let admin = UserCtx {
+        id: 1,
+        username: "admin".into(),
+        roles: vec!["admin".into()],
+    };
     let data = |e: crate::error::Error| InitError::Data(e.to_string());
-    let mut tx = tracker.store.write().map_err(|e| InitError::Data(e.to_string()))?;
+    let mut tx = tracker
+        .store
+        .write()
+        .map_err(|e| InitError::Data(e.to_string()))?;
     {
-        let mut ctx = Ctx { tx: &mut *tx, tracker: &tracker, user: &admin, now: Date::now(), outbox: Vec::new() };
+        let mut ctx = Ctx {
+            tx: &mut *tx,
+            tracker: &tracker,
+            user: &admin,
+            now: Date::now(),
+            outbox: Vec::new(),
+        };
         for (cn, args) in [
-            ("user", vec!["username=demo", "password=demo", "address=demo@example.com", "realname=Demo User", "roles=User"]),
-            ("issue", vec!["title=yes, this is a sample issue", "priority=bug"]),
+            (
+                "user",
+                vec![
+                    "username=demo",
+                    "password=demo",
+                    "address=demo@example.com",
+                    "realname=Demo User",
+                    "roles=User",
+                ],
+            ),
+            (
+                "issue",
+                vec!["title=yes, this is a sample issue", "priority=bug"],
+            ),
         ] {
             let class = ctx.class(cn).map_err(data)?.clone();
             let args: Vec<Value> = args.into_iter().map(Value::str).collect();

@@ -15,9 +15,18 @@ use std::path::{Path, PathBuf};
 
 /// The built-in classic template.
 pub const CLASSIC: [(&str, &str); 3] = [
-    ("schema.toml", include_str!("../../tracker-template/schema.toml")),
-    ("config.ini", include_str!("../../tracker-template/config.ini")),
-    ("initial_data.toml", include_str!("../../tracker-template/initial_data.toml")),
+    (
+        "schema.toml",
+        include_str!("../../tracker-template/schema.toml"),
+    ),
+    (
+        "config.ini",
+        include_str!("../../tracker-template/config.ini"),
+    ),
+    (
+        "initial_data.toml",
+        include_str!("../../tracker-template/initial_data.toml"),
+    ),
 ];
 
 /// Why `init` failed.
@@ -49,13 +58,21 @@ pub enum InitError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
-    move |source| InitError::Io { path: path.to_path_buf(), source }
+    move |source| InitError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Creates a tracker in `dir` from `template` (or the built-in classic one),
 /// applies `settings` (`KEY=VALUE`) to its config.ini, creates the database and
 /// the initial data with the given admin password.
-pub fn init(dir: &Path, admin_password: &str, template: Option<&Path>, settings: &[String]) -> Result<(), InitError> {
+pub fn init(
+    dir: &Path,
+    admin_password: &str,
+    template: Option<&Path>,
+    settings: &[String],
+) -> Result<(), InitError> {
     if dir.exists() {
         let empty = dir.is_dir() && fs::read_dir(dir).map_err(io(dir))?.next().is_none();
         if !empty {
@@ -66,9 +83,15 @@ pub fn init(dir: &Path, admin_password: &str, template: Option<&Path>, settings:
         .iter()
         .map(|s| parse_setting_arg(s).map_err(|e| InitError::Config(e.to_string())))
         .collect::<Result<_, _>>()?;
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io(parent))?;
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "tracker".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tracker".into());
     let parent = std::path::absolute(parent).map_err(io(parent))?;
     let tmp = parent.join(format!(".{name}.init-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
@@ -87,7 +110,13 @@ pub fn init(dir: &Path, admin_password: &str, template: Option<&Path>, settings:
     }
 }
 
-fn build(tmp: &Path, name: &str, admin_password: &str, template: Option<&Path>, settings: &[(String, String)]) -> Result<(), InitError> {
+fn build(
+    tmp: &Path,
+    name: &str,
+    admin_password: &str,
+    template: Option<&Path>,
+    settings: &[(String, String)],
+) -> Result<(), InitError> {
     fs::create_dir_all(tmp).map_err(io(tmp))?;
     for (file, builtin) in CLASSIC {
         let target = tmp.join(file);
@@ -99,27 +128,53 @@ fn build(tmp: &Path, name: &str, admin_password: &str, template: Option<&Path>, 
             None => fs::write(&target, builtin).map_err(io(&target))?,
         }
     }
-    write_settings(&tmp.join("config.ini"), settings).map_err(|e| InitError::Config(e.to_string()))?;
+    write_settings(&tmp.join("config.ini"), settings)
+        .map_err(|e| InitError::Config(e.to_string()))?;
     let config = load_config(tmp).map_err(|e| InitError::Config(e.to_string()))?;
-    let admin_email = config.admin_email().map_err(|e| InitError::Config(e.to_string()))?;
-    let schema = load_schema(&tmp.join("schema.toml")).map_err(|e| InitError::Schema(e.to_string()))?;
+    let admin_email = config
+        .admin_email()
+        .map_err(|e| InitError::Config(e.to_string()))?;
+    let schema =
+        load_schema(&tmp.join("schema.toml")).map_err(|e| InitError::Schema(e.to_string()))?;
     let vars: HashMap<String, String> = [
         ("admin_password".to_string(), admin_password.to_string()),
         ("admin_email".to_string(), admin_email),
     ]
     .into_iter()
     .collect();
-    let data = load_initial_data(&tmp.join("initial_data.toml"), &vars).map_err(|e| InitError::Schema(e.to_string()))?;
+    let data = load_initial_data(&tmp.join("initial_data.toml"), &vars)
+        .map_err(|e| InitError::Schema(e.to_string()))?;
     let tracker = Tracker::from_parts(name, tmp, schema, settings_from_config(&config))?;
-    let admin = UserCtx { id: 1, username: "admin".into(), roles: vec!["admin".into()] };
-    let mut tx = tracker.store.write().map_err(|e| InitError::Data(e.to_string()))?;
+    let admin = UserCtx {
+        id: 1,
+        username: "admin".into(),
+        roles: vec!["admin".into()],
+    };
+    let mut tx = tracker
+        .store
+        .write()
+        .map_err(|e| InitError::Data(e.to_string()))?;
     {
-        let mut ctx = Ctx { tx: &mut *tx, tracker: &tracker, user: &admin, now: Date::now(), outbox: Vec::new() };
+        let mut ctx = Ctx {
+            tx: &mut *tx,
+            tracker: &tracker,
+            user: &admin,
+            now: Date::now(),
+            outbox: Vec::new(),
+        };
         for (class_name, props) in &data.creates {
-            let class = ctx.class(class_name).map_err(|e| InitError::Data(e.to_string()))?.clone();
-            let args: Vec<crate::xmlrpc::Value> = props.iter().map(|p| crate::xmlrpc::Value::str(p.as_str())).collect();
-            let changes = props_from_args(&mut ctx, &class, &args, None).map_err(|e| InitError::Data(e.to_string()))?;
-            items::create(&mut ctx, &class, changes).map_err(|e| InitError::Data(format!("{class_name}: {e}")))?;
+            let class = ctx
+                .class(class_name)
+                .map_err(|e| InitError::Data(e.to_string()))?
+                .clone();
+            let args: Vec<crate::xmlrpc::Value> = props
+                .iter()
+                .map(|p| crate::xmlrpc::Value::str(p.as_str()))
+                .collect();
+            let changes = props_from_args(&mut ctx, &class, &args, None)
+                .map_err(|e| InitError::Data(e.to_string()))?;
+            items::create(&mut ctx, &class, changes)
+                .map_err(|e| InitError::Data(format!("{class_name}: {e}")))?;
         }
     }
     tx.commit().map_err(|e| InitError::Data(e.to_string()))?;

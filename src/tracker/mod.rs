@@ -114,19 +114,33 @@ pub struct Tracker {
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracker").field("name", &self.name).field("dir", &self.dir).finish()
+        f.debug_struct("Tracker")
+            .field("name", &self.name)
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
 impl Tracker {
     /// Builds a tracker from already loaded parts, opening its sqlite database.
-    pub fn from_parts(name: &str, dir: &Path, schema: Schema, settings: Settings) -> Result<Tracker, OpenError> {
+    pub fn from_parts(
+        name: &str,
+        dir: &Path,
+        schema: Schema,
+        settings: Settings,
+    ) -> Result<Tracker, OpenError> {
         let schema = Arc::new(schema);
         // config.ini's database path is already resolved against the tracker directory.
         let db_dir = settings.database.clone();
-        let options = Options { busy_timeout: std::time::Duration::from_secs(settings.sqlite_timeout) };
-        let store = SqliteStore::open(&db_dir, schema.clone(), options)
-            .map_err(|source| OpenError::Database { path: db_dir.clone(), source })?;
+        let options = Options {
+            busy_timeout: std::time::Duration::from_secs(settings.sqlite_timeout),
+        };
+        let store = SqliteStore::open(&db_dir, schema.clone(), options).map_err(|source| {
+            OpenError::Database {
+                path: db_dir.clone(),
+                source,
+            }
+        })?;
         Ok(Tracker {
             name: name.to_string(),
             dir: dir.to_path_buf(),
@@ -171,7 +185,8 @@ impl Tracker {
             return Err(OpenError::Missing(dir.to_path_buf()));
         }
         let config = config::load_config(dir).map_err(|e| OpenError::Config(e.to_string()))?;
-        let schema = load::load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
+        let schema =
+            load::load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
         Tracker::from_parts(name, dir, schema, settings_from_config(&config))
     }
 }

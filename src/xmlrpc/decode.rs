@@ -174,18 +174,33 @@ impl Scalar {
 /// One open element of the document, with whatever it is building.
 #[derive(Debug)]
 enum Frame {
-    MethodCall { seen_name: bool, seen_params: bool },
+    MethodCall {
+        seen_name: bool,
+        seen_params: bool,
+    },
     MethodName,
     Params,
-    Param { has_value: bool },
+    Param {
+        has_value: bool,
+    },
     /// `had_child` is set once a typed element opened; `child` holds its value.
-    Value { had_child: bool, child: Option<Value> },
+    Value {
+        had_child: bool,
+        child: Option<Value>,
+    },
     Scalar(Scalar),
     Nil,
-    Array { items: Option<Vec<Value>> },
-    Data { items: Vec<Value> },
+    Array {
+        items: Option<Vec<Value>>,
+    },
+    Data {
+        items: Vec<Value>,
+    },
     Struct(StructBuilder),
-    Member { name: Option<String>, value: Option<Value> },
+    Member {
+        name: Option<String>,
+        value: Option<Value>,
+    },
     Name,
 }
 
@@ -396,7 +411,9 @@ impl<'l> Decoder<'l> {
             return too_large("max_body_bytes", self.limits.max_body_bytes);
         }
         let max = match self.frames.last() {
-            Some(Frame::MethodName) | Some(Frame::Name) => Some(("max_name_bytes", self.limits.max_name_bytes)),
+            Some(Frame::MethodName) | Some(Frame::Name) => {
+                Some(("max_name_bytes", self.limits.max_name_bytes))
+            }
             Some(Frame::Value {
                 had_child: false, ..
             })
@@ -691,11 +708,7 @@ fn parse_python_float(text: &str) -> Option<f64> {
 fn parser_config(limits: &Limits) -> (ParserConfig, usize) {
     // The largest text run any element may legitimately hold: a string, or
     // base64 text (4/3 of the bytes plus a line break every 76 characters).
-    let b64_text = limits
-        .max_base64_bytes
-        .saturating_add(2)
-        / 3
-        * 4;
+    let b64_text = limits.max_base64_bytes.saturating_add(2) / 3 * 4;
     let b64_text = b64_text.saturating_add(b64_text / 38).saturating_add(1024);
     let data_limit = limits
         .max_string_bytes

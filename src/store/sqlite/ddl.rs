@@ -147,7 +147,10 @@ fn update_class(conn: &Connection, class: &ClassDef) -> Result<()> {
     for (col, ty) in columns(class) {
         if !have.iter().any(|c| c == &col) {
             conn.execute_batch(&format!("alter table _{cn} add column {col} {ty}"))?;
-            if let Some(prop) = col.strip_prefix("__").and_then(|c| c.strip_suffix("_int__")) {
+            if let Some(prop) = col
+                .strip_prefix("__")
+                .and_then(|c| c.strip_suffix("_int__"))
+            {
                 // Fill the seconds column of an Interval that already had text values.
                 let _ = prop;
             }
@@ -173,10 +176,17 @@ fn update_class(conn: &Connection, class: &ClassDef) -> Result<()> {
              create index {cn}_journ_idx on {cn}__journal(nodeid);"
         ))?;
     }
-    let has_ids: i64 = conn.query_row("select count(*) from ids where name=?1", [cn], |r| r.get(0))?;
+    let has_ids: i64 =
+        conn.query_row("select count(*) from ids where name=?1", [cn], |r| r.get(0))?;
     if has_ids == 0 {
-        let max: i64 = conn.query_row(&format!("select coalesce(max(id),0) from _{cn}"), [], |r| r.get(0))?;
-        conn.execute("insert into ids (name, num) values (?1, ?2)", params![cn, max + 1])?;
+        let max: i64 =
+            conn.query_row(&format!("select coalesce(max(id),0) from _{cn}"), [], |r| {
+                r.get(0)
+            })?;
+        conn.execute(
+            "insert into ids (name, num) values (?1, ?2)",
+            params![cn, max + 1],
+        )?;
     }
     Ok(())
 }
@@ -208,7 +218,10 @@ pub fn sync_schema(conn: &mut Connection, schema: &Schema) -> Result<()> {
     let stored_tables = match &stored {
         Some(text) => super::super::pyrepr::parse_schema_row(text)
             .map_err(|e| StoreError::Incompatible(format!("unreadable schema row: {e}")))?,
-        None => super::super::pyrepr::StoredSchema { version: DB_VERSION, tables: vec![] },
+        None => super::super::pyrepr::StoredSchema {
+            version: DB_VERSION,
+            tables: vec![],
+        },
     };
     if stored_tables.version > DB_VERSION {
         return Err(StoreError::Incompatible(format!(
@@ -254,7 +267,10 @@ pub fn sync_schema(conn: &mut Connection, schema: &Schema) -> Result<()> {
             .iter()
             .map(|(n, s)| format!("{}: {}", str_repr(n), s))
             .collect();
-        let text = format!("{{'version': {DB_VERSION}, 'tables': {{{}}}}}", body.join(", "));
+        let text = format!(
+            "{{'version': {DB_VERSION}, 'tables': {{{}}}}}",
+            body.join(", ")
+        );
         tx.execute("delete from schema", [])?;
         tx.execute("insert into schema values (?1)", [text])?;
     }

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 /// Where Roundup keeps the content of `<class><id>`.
 pub fn path(files: &Path, class: &str, id: Id) -> PathBuf {
-    files.join(class).join((id / 1000).to_string()).join(format!("{class}{id}"))
+    files
+        .join(class)
+        .join((id / 1000).to_string())
+        .join(format!("{class}{id}"))
 }
 
 /// Reads the content of an item, `None` if there is no file.
@@ -45,7 +48,14 @@ pub fn stage(files: &Path, class: &str, id: Id, content: &[u8]) -> Result<Staged
     let mut f = fs::File::create(&tmp)?;
     f.write_all(content)?;
     f.sync_all()?;
-    Ok(Staged { class: class.to_string(), id, path, tmp, old, content: content.to_vec() })
+    Ok(Staged {
+        class: class.to_string(),
+        id,
+        path,
+        tmp,
+        old,
+        content: content.to_vec(),
+    })
 }
 
 impl Staged {

@@ -36,7 +36,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { busy_timeout: Duration::from_secs(30) }
+        Options {
+            busy_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -52,7 +54,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("db_path", &self.db_path).finish()
+        f.debug_struct("SqliteStore")
+            .field("db_path", &self.db_path)
+            .finish()
     }
 }
 
@@ -60,7 +64,9 @@ fn open_conn(path: &Path, options: &Options, read_only: bool) -> Result<Connecti
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(options.busy_timeout)?;
@@ -105,7 +111,10 @@ impl SqliteStore {
             Some(c) => c,
             None => open_conn(&self.db_path, &self.options, true)?,
         };
-        Ok(PooledConn { conn: Some(conn), pool: &self.readers })
+        Ok(PooledConn {
+            conn: Some(conn),
+            pool: &self.readers,
+        })
     }
 
     fn begin(&self, write: bool) -> Result<SqliteTx<'_>> {
@@ -115,7 +124,13 @@ impl SqliteStore {
             Conn::Reader(self.reader()?)
         };
         conn.execute_batch(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
-        Ok(SqliteTx { conn, store: self, write, open: true, staged: Vec::new() })
+        Ok(SqliteTx {
+            conn,
+            store: self,
+            write,
+            open: true,
+            staged: Vec::new(),
+        })
     }
 }
 
@@ -159,7 +174,10 @@ impl Deref for Conn<'_> {
     fn deref(&self) -> &Connection {
         match self {
             Conn::Writer(g) => g,
-            Conn::Reader(p) => p.conn.as_ref().expect("pooled connection present until drop"),
+            Conn::Reader(p) => p
+                .conn
+                .as_ref()
+                .expect("pooled connection present until drop"),
         }
     }
 }
@@ -168,7 +186,10 @@ impl DerefMut for Conn<'_> {
     fn deref_mut(&mut self) -> &mut Connection {
         match self {
             Conn::Writer(g) => &mut *g,
-            Conn::Reader(p) => p.conn.as_mut().expect("pooled connection present until drop"),
+            Conn::Reader(p) => p
+                .conn
+                .as_mut()
+                .expect("pooled connection present until drop"),
         }
     }
 }
@@ -257,11 +278,17 @@ fn value_to_sql(v: &Option<PropValue>) -> rusqlite::types::Value {
 }
 
 /// The type of a column-backed property, automatic ones included.
-pub(crate) fn column_kind<'c>(class: &'c ClassDef, prop: &str) -> Option<std::borrow::Cow<'c, PropType>> {
+pub(crate) fn column_kind<'c>(
+    class: &'c ClassDef,
+    prop: &str,
+) -> Option<std::borrow::Cow<'c, PropType>> {
     use std::borrow::Cow;
     match prop {
         "creation" | "activity" => Some(Cow::Owned(PropType::Date)),
-        "creator" | "actor" => Some(Cow::Owned(PropType::Link { class: "user".into(), do_journal: false })),
+        "creator" | "actor" => Some(Cow::Owned(PropType::Link {
+            class: "user".into(),
+            do_journal: false,
+        })),
         _ => class.prop(prop).map(|p| Cow::Borrowed(&p.kind)),
     }
 }
@@ -276,9 +303,9 @@ impl SqliteTx<'_> {
     }
 
     fn multilink(&self, class: &str, prop: &str, id: Id) -> Result<Vec<Id>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("select linkid from {class}_{prop} where nodeid=?1"))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "select linkid from {class}_{prop} where nodeid=?1"
+        ))?;
         let mut ids: Vec<Id> = stmt
             .query_map([id], |r| r.get::<_, i64>(0))?
             .collect::<std::result::Result<_, _>>()?;
@@ -289,15 +316,15 @@ impl SqliteTx<'_> {
 
     fn write_multilink(&self, class: &str, prop: &str, id: Id, new: &[Id]) -> Result<()> {
         let old = self.multilink(class, prop, id)?;
-        let mut del = self
-            .conn
-            .prepare_cached(&format!("delete from {class}_{prop} where nodeid=?1 and linkid=?2"))?;
+        let mut del = self.conn.prepare_cached(&format!(
+            "delete from {class}_{prop} where nodeid=?1 and linkid=?2"
+        ))?;
         for x in old.iter().filter(|x| !new.contains(x)) {
             del.execute([id, *x])?;
         }
-        let mut ins = self
-            .conn
-            .prepare_cached(&format!("insert into {class}_{prop} (nodeid, linkid) values (?1, ?2)"))?;
+        let mut ins = self.conn.prepare_cached(&format!(
+            "insert into {class}_{prop} (nodeid, linkid) values (?1, ?2)"
+        ))?;
         for x in new.iter().filter(|x| !old.contains(x)) {
             ins.execute([id, *x])?;
         }
@@ -306,16 +333,27 @@ impl SqliteTx<'_> {
 }
 
 impl Tx for SqliteTx<'_> {
-    fn get(&mut self, class: &ClassDef, id: Id, multilinks: Multilinks<'_>) -> Result<Option<Item>> {
+    fn get(
+        &mut self,
+        class: &ClassDef,
+        id: Id,
+        multilinks: Multilinks<'_>,
+    ) -> Result<Option<Item>> {
         let cols = ddl::columns(class);
         let names: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
-        let sql = format!("select {},__retired__ from _{} where id=?1", names.join(","), class.name);
+        let sql = format!(
+            "select {},__retired__ from _{} where id=?1",
+            names.join(","),
+            class.name
+        );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let row = stmt
             .query_row([id], |r| {
                 let mut values = Values::new();
                 for (i, (col, _)) in cols.iter().enumerate() {
-                    let Some(prop) = col.strip_prefix('_') else { continue };
+                    let Some(prop) = col.strip_prefix('_') else {
+                        continue;
+                    };
                     if prop.starts_with('_') {
                         continue; // __x_int__ helper columns
                     }
@@ -342,19 +380,28 @@ impl Tx for SqliteTx<'_> {
                 values.insert(p.name.clone(), Some(PropValue::Multilink(ids)));
             }
         }
-        Ok(Some(Item { id, retired, values }))
+        Ok(Some(Item {
+            id,
+            retired,
+            values,
+        }))
     }
 
     fn exists(&mut self, class: &ClassDef, id: Id) -> Result<bool> {
-        let mut stmt = self.conn.prepare_cached(&format!("select 1 from _{} where id=?1", class.name))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("select 1 from _{} where id=?1", class.name))?;
         Ok(stmt.exists([id])?)
     }
 
     fn list(&mut self, class: &ClassDef) -> Result<Vec<Id>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("select id from _{} where __retired__=0 order by id", class.name))?;
-        let ids = stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "select id from _{} where __retired__=0 order by id",
+            class.name
+        ))?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
         Ok(ids)
     }
 
@@ -382,7 +429,8 @@ impl Tx for SqliteTx<'_> {
                 if out.last().map(|(i, _)| *i) != Some(id) {
                     out.push((id, Some(PropValue::Multilink(Vec::new()))));
                 }
-                if let (Some(l), Some((_, Some(PropValue::Multilink(v))))) = (link, out.last_mut()) {
+                if let (Some(l), Some((_, Some(PropValue::Multilink(v))))) = (link, out.last_mut())
+                {
                     if v.last() != Some(&l) {
                         v.push(l);
                     }
@@ -393,16 +441,24 @@ impl Tx for SqliteTx<'_> {
         let Some(kind) = column_kind(class, prop) else {
             return Ok(Vec::new());
         };
-        let sql = format!("select id, _{prop} from _{} where __retired__=0 order by id", class.name);
+        let sql = format!(
+            "select id, _{prop} from _{} where __retired__=0 order by id",
+            class.name
+        );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let out = stmt
-            .query_map([], |r| Ok((r.get::<_, Id>(0)?, cell_to_value(&kind, r.get_ref(1)?))))?
+            .query_map([], |r| {
+                Ok((r.get::<_, Id>(0)?, cell_to_value(&kind, r.get_ref(1)?)))
+            })?
             .collect::<std::result::Result<_, _>>()?;
         Ok(out)
     }
 
     fn lookup(&mut self, class: &ClassDef, key: &str, value: &str) -> Result<Option<Id>> {
-        let sql = format!("select id from _{} where _{key}=?1 and __retired__=0 order by id limit 1", class.name);
+        let sql = format!(
+            "select id from _{} where _{key}=?1 and __retired__=0 order by id limit 1",
+            class.name
+        );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         Ok(stmt.query_row([value], |r| r.get(0)).optional()?)
     }
@@ -422,7 +478,9 @@ impl Tx for SqliteTx<'_> {
         self.ensure_write()?;
         let num: Option<i64> = self
             .conn
-            .query_row("select num from ids where name=?1", [&class.name], |r| r.get(0))
+            .query_row("select num from ids where name=?1", [&class.name], |r| {
+                r.get(0)
+            })
             .optional()?;
         let id = match num {
             Some(n) => n,
@@ -432,17 +490,36 @@ impl Tx for SqliteTx<'_> {
                     [],
                     |r| r.get(0),
                 )?;
-                self.conn.execute("insert into ids (name, num) values (?1, ?2)", rusqlite::params![class.name, max])?;
+                self.conn.execute(
+                    "insert into ids (name, num) values (?1, ?2)",
+                    rusqlite::params![class.name, max],
+                )?;
                 max
             }
         };
-        self.conn.execute("update ids set num=?2 where name=?1", rusqlite::params![class.name, id + 1])?;
+        self.conn.execute(
+            "update ids set num=?2 where name=?1",
+            rusqlite::params![class.name, id + 1],
+        )?;
         Ok(id)
     }
 
-    fn insert(&mut self, class: &ClassDef, id: Id, values: &Values, user: Id, now: Date) -> Result<()> {
+    fn insert(
+        &mut self,
+        class: &ClassDef,
+        id: Id,
+        values: &Values,
+        user: Id,
+        now: Date,
+    ) -> Result<()> {
         self.ensure_write()?;
-        let mut cols = vec!["id".to_string(), "_creation".into(), "_activity".into(), "_creator".into(), "_actor".into()];
+        let mut cols = vec![
+            "id".to_string(),
+            "_creation".into(),
+            "_activity".into(),
+            "_creator".into(),
+            "_actor".into(),
+        ];
         let mut args: Vec<rusqlite::types::Value> = vec![
             id.into(),
             now.serialise().into(),
@@ -466,8 +543,15 @@ impl Tx for SqliteTx<'_> {
             args.push(value_to_sql(&v));
         }
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!("insert into _{} ({}) values ({})", class.name, cols.join(","), marks.join(","));
-        self.conn.prepare_cached(&sql)?.execute(params_from_iter(args))?;
+        let sql = format!(
+            "insert into _{} ({}) values ({})",
+            class.name,
+            cols.join(","),
+            marks.join(",")
+        );
+        self.conn
+            .prepare_cached(&sql)?
+            .execute(params_from_iter(args))?;
         for p in class.properties.iter().filter(|p| p.kind.is_multilink()) {
             if let Some(Some(PropValue::Multilink(ids))) = values.get(&p.name) {
                 self.write_multilink(&class.name, &p.name, id, ids)?;
@@ -476,7 +560,15 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn update(&mut self, class: &ClassDef, id: Id, values: &Values, user: Id, now: Date, touch: bool) -> Result<()> {
+    fn update(
+        &mut self,
+        class: &ClassDef,
+        id: Id,
+        values: &Values,
+        user: Id,
+        now: Date,
+        touch: bool,
+    ) -> Result<()> {
         self.ensure_write()?;
         let mut sets = Vec::new();
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -512,17 +604,30 @@ impl Tx for SqliteTx<'_> {
         if sets.is_empty() {
             return Ok(());
         }
-        let assigns: Vec<String> = sets.iter().enumerate().map(|(i, c)| format!("{c}=?{}", i + 1)).collect();
+        let assigns: Vec<String> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c}=?{}", i + 1))
+            .collect();
         args.push(id.into());
-        let sql = format!("update _{} set {} where id=?{}", class.name, assigns.join(","), args.len());
-        self.conn.prepare_cached(&sql)?.execute(params_from_iter(args))?;
+        let sql = format!(
+            "update _{} set {} where id=?{}",
+            class.name,
+            assigns.join(","),
+            args.len()
+        );
+        self.conn
+            .prepare_cached(&sql)?
+            .execute(params_from_iter(args))?;
         Ok(())
     }
 
     fn set_retired(&mut self, class: &ClassDef, id: Id, retired: bool) -> Result<()> {
         self.ensure_write()?;
         let sql = format!("update _{} set __retired__=?1 where id=?2", class.name);
-        self.conn.prepare_cached(&sql)?.execute([if retired { id } else { 0 }, id])?;
+        self.conn
+            .prepare_cached(&sql)?
+            .execute([if retired { id } else { 0 }, id])?;
         Ok(())
     }
 
@@ -554,28 +659,37 @@ impl Tx for SqliteTx<'_> {
         let ident = (class.name.as_str(), id.to_string(), prop);
         let existing: Option<i64> = self
             .conn
-            .prepare_cached("select _textid from __textids where _class=?1 and _itemid=?2 and _prop=?3")?
+            .prepare_cached(
+                "select _textid from __textids where _class=?1 and _itemid=?2 and _prop=?3",
+            )?
             .query_row(rusqlite::params![ident.0, ident.1, ident.2], |r| r.get(0))
             .optional()?;
         let text_id = match existing {
             Some(t) => {
-                self.conn.prepare_cached("delete from __words where _textid=?1")?.execute([t])?;
+                self.conn
+                    .prepare_cached("delete from __words where _textid=?1")?
+                    .execute([t])?;
                 t
             }
             None => {
                 let n: i64 = self
                     .conn
-                    .query_row("select num from ids where name='__textids'", [], |r| r.get(0))
+                    .query_row("select num from ids where name='__textids'", [], |r| {
+                        r.get(0)
+                    })
                     .optional()?
                     .unwrap_or(1);
-                self.conn.execute("update ids set num=?1 where name='__textids'", [n + 1])?;
+                self.conn
+                    .execute("update ids set num=?1 where name='__textids'", [n + 1])?;
                 self.conn
                     .prepare_cached("insert into __textids (_textid, _class, _itemid, _prop) values (?1,?2,?3,?4)")?
                     .execute(rusqlite::params![n, ident.0, ident.1, ident.2])?;
                 n
             }
         };
-        let mut ins = self.conn.prepare_cached("insert into __words (_word, _textid) values (?1, ?2)")?;
+        let mut ins = self
+            .conn
+            .prepare_cached("insert into __words (_word, _textid) values (?1, ?2)")?;
         for w in index_words(text) {
             ins.execute(rusqlite::params![w, text_id])?;
         }
@@ -609,9 +723,9 @@ impl Tx for SqliteTx<'_> {
 
 /// Roundup's stop words (`indexer_common.STOPWORDS`).
 const STOPWORDS: &[&str] = &[
-    "A", "AND", "ARE", "AS", "AT", "BE", "BUT", "BY", "FOR", "IF", "IN", "INTO", "IS", "IT", "NO", "NOT", "OF",
-    "ON", "OR", "SUCH", "THAT", "THE", "THEIR", "THEN", "THERE", "THESE", "THEY", "THIS", "TO", "WAS", "WILL",
-    "WITH",
+    "A", "AND", "ARE", "AS", "AT", "BE", "BUT", "BY", "FOR", "IF", "IN", "INTO", "IS", "IT", "NO",
+    "NOT", "OF", "ON", "OR", "SUCH", "THAT", "THE", "THEIR", "THEN", "THERE", "THESE", "THEY",
+    "THIS", "TO", "WAS", "WILL", "WITH",
 ];
 
 /// The distinct words Roundup's native indexer stores for a text: upper-cased runs

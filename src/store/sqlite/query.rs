@@ -83,7 +83,9 @@ impl Builder<'_> {
                 let mut parts = Vec::new();
                 if !ids.is_empty() {
                     let m = self.marks(ids.iter().map(|i| SqlValue::Integer(*i)));
-                    parts.push(format!("{a}.id in (select nodeid from {cn}_{prop} where linkid in ({m}))"));
+                    parts.push(format!(
+                        "{a}.id in (select nodeid from {cn}_{prop} where linkid in ({m}))"
+                    ));
                 }
                 if *empty {
                     parts.push(format!("{a}.id not in (select nodeid from {cn}_{prop})"));
@@ -94,7 +96,11 @@ impl Builder<'_> {
                     format!("({})", parts.join(" or "))
                 }
             }
-            Cond::Expr { prop, multilink, expr } => self.expr(cn, a, prop, *multilink, expr),
+            Cond::Expr {
+                prop,
+                multilink,
+                expr,
+            } => self.expr(cn, a, prop, *multilink, expr),
             Cond::Dates { prop, alts } => {
                 let mut parts = Vec::new();
                 for alt in alts {
@@ -159,7 +165,9 @@ impl Builder<'_> {
                 format!("{a}._{prop} in ({m})")
             }
             Cond::Via { prop, inner } => {
-                let Some(p) = class.prop(prop) else { return "0".into() };
+                let Some(p) = class.prop(prop) else {
+                    return "0".into();
+                };
                 let Some(target) = p.kind.link_target().and_then(|t| self.schema.class(t)) else {
                     return "0".into();
                 };
@@ -225,7 +233,13 @@ fn like_pattern(needle: &str) -> String {
 
 /// The SQL expression a sort key orders by, with the joins it needs, or `None`
 /// when the path crosses a Multilink (sorted in memory instead).
-fn sort_expr(schema: &Schema, class: &ClassDef, key: &SortKey, n: usize, joins: &mut Vec<String>) -> Option<String> {
+fn sort_expr(
+    schema: &Schema,
+    class: &ClassDef,
+    key: &SortKey,
+    n: usize,
+    joins: &mut Vec<String>,
+) -> Option<String> {
     let mut cls = class;
     let mut alias = "t0".to_string();
     for (i, step) in key.path.iter().enumerate() {
@@ -245,7 +259,9 @@ fn sort_expr(schema: &Schema, class: &ClassDef, key: &SortKey, n: usize, joins: 
         match kind.as_ref() {
             PropType::Link { class: target, .. } => {
                 let next = format!("s{n}_{i}");
-                joins.push(format!("left outer join _{target} {next} on {next}.id={alias}._{step}"));
+                joins.push(format!(
+                    "left outer join _{target} {next} on {next}.id={alias}._{step}"
+                ));
                 cls = schema.class(target)?;
                 alias = next;
             }
@@ -256,13 +272,22 @@ fn sort_expr(schema: &Schema, class: &ClassDef, key: &SortKey, n: usize, joins: 
 }
 
 /// Runs a filter query.
-pub fn run(conn: &Connection, schema: &Schema, class: &ClassDef, q: &FilterQuery) -> Result<Vec<Id>> {
+pub fn run(
+    conn: &Connection,
+    schema: &Schema,
+    class: &ClassDef,
+    q: &FilterQuery,
+) -> Result<Vec<Id>> {
     if let Some(m) = &q.search_matches {
         if m.is_empty() {
             return Ok(Vec::new());
         }
     }
-    let mut b = Builder { schema, params: Vec::new(), aliases: 0 };
+    let mut b = Builder {
+        schema,
+        params: Vec::new(),
+        aliases: 0,
+    };
     let mut wheres = vec!["t0.__retired__=0".to_string()];
     let w = b.conds(class, "t0", &q.conds);
     if w != "1" {
@@ -286,7 +311,11 @@ pub fn run(conn: &Connection, schema: &Schema, class: &ClassDef, q: &FilterQuery
         class.name,
         joins.join(" "),
         wheres.join(" and "),
-        if order.is_empty() || in_memory { String::new() } else { format!(" order by {}", order.join(",")) }
+        if order.is_empty() || in_memory {
+            String::new()
+        } else {
+            format!(" order by {}", order.join(","))
+        }
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut ids: Vec<Id> = stmt
@@ -341,28 +370,51 @@ fn cell_sort_val(v: rusqlite::types::ValueRef<'_>, lower: bool) -> SortVal {
         V::Real(f) => SortVal::Num(f),
         V::Text(t) | V::Blob(t) => {
             let s = String::from_utf8_lossy(t);
-            SortVal::Text(if lower { s.to_lowercase() } else { s.into_owned() })
+            SortVal::Text(if lower {
+                s.to_lowercase()
+            } else {
+                s.into_owned()
+            })
         }
     }
 }
 
 /// The value of a property path for one item (lists where a Multilink is crossed).
-fn path_value(conn: &Connection, schema: &Schema, class: &ClassDef, id: Id, path: &[String]) -> Result<SortVal> {
-    let Some((step, rest)) = path.split_first() else { return Ok(SortVal::Null) };
+fn path_value(
+    conn: &Connection,
+    schema: &Schema,
+    class: &ClassDef,
+    id: Id,
+    path: &[String],
+) -> Result<SortVal> {
+    let Some((step, rest)) = path.split_first() else {
+        return Ok(SortVal::Null);
+    };
     if step == "id" {
         return Ok(SortVal::Num(id as f64));
     }
-    let Some(kind) = column_kind(class, step) else { return Ok(SortVal::Null) };
+    let Some(kind) = column_kind(class, step) else {
+        return Ok(SortVal::Null);
+    };
     match kind.as_ref() {
         PropType::Multilink { class: target, .. } => {
-            let mut stmt = conn.prepare_cached(&format!("select linkid from {}_{step} where nodeid=?1", class.name))?;
-            let mut targets: Vec<Id> = stmt.query_map([id], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "select linkid from {}_{step} where nodeid=?1",
+                class.name
+            ))?;
+            let mut targets: Vec<Id> = stmt
+                .query_map([id], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
             targets.sort_unstable();
             targets.dedup();
             let mut vals = Vec::new();
             if let Some(tc) = schema.class(target) {
                 for t in targets {
-                    vals.push(if rest.is_empty() { SortVal::Num(t as f64) } else { path_value(conn, schema, tc, t, rest)? });
+                    vals.push(if rest.is_empty() {
+                        SortVal::Num(t as f64)
+                    } else {
+                        path_value(conn, schema, tc, t, rest)?
+                    });
                 }
             }
             vals.sort_by(|a, b| a.cmp(b));
@@ -377,15 +429,27 @@ fn path_value(conn: &Connection, schema: &Schema, class: &ClassDef, id: Id, path
             }
         }
         k => {
-            let col = if *k == PropType::Interval { format!("__{step}_int__") } else { format!("_{step}") };
+            let col = if *k == PropType::Interval {
+                format!("__{step}_int__")
+            } else {
+                format!("_{step}")
+            };
             let sql = format!("select {col} from _{} where id=?1", class.name);
             let lower = matches!(k, PropType::String { .. });
-            Ok(conn.query_row(&sql, [id], |r| Ok(cell_sort_val(r.get_ref(0)?, lower))).unwrap_or(SortVal::Null))
+            Ok(conn
+                .query_row(&sql, [id], |r| Ok(cell_sort_val(r.get_ref(0)?, lower)))
+                .unwrap_or(SortVal::Null))
         }
     }
 }
 
-fn sort_in_memory(conn: &Connection, schema: &Schema, class: &ClassDef, keys: &[SortKey], ids: &mut Vec<Id>) -> Result<()> {
+fn sort_in_memory(
+    conn: &Connection,
+    schema: &Schema,
+    class: &ClassDef,
+    keys: &[SortKey],
+    ids: &mut Vec<Id>,
+) -> Result<()> {
     let mut rows: Vec<(Vec<SortVal>, Id)> = Vec::with_capacity(ids.len());
     for &id in ids.iter() {
         let mut k = Vec::with_capacity(keys.len());
