@@ -81,8 +81,54 @@ pub fn deliver(outbox: Vec<OutgoingMail>, settings: &Settings) {
             }
         } else if settings.mail_host.is_empty() {
             tracing::warn!(to = ?m.to, "no [mail] host configured; nosy mail not sent");
-        } else {
-            tracing::warn!(to = ?m.to, host = %settings.mail_host, "SMTP delivery is not implemented; nosy mail not sent");
+        } else if let Err(e) = send_smtp(&m, settings) {
+            tracing::error!(to = ?m.to, host = %settings.mail_host, error = %e, "nosy mail not sent");
         }
     }
+}
+
+/// Why an SMTP delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// An address or header could not be used.
+    #[error("bad message: {0}")]
+    Message(String),
+    /// The SMTP conversation failed.
+    #[error("smtp: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+}
+
+/// Sends one mail through `[mail] host` (STARTTLS when `[mail] tls`, AUTH when
+/// `[mail] username` is set).
+fn send_smtp(m: &OutgoingMail, settings: &Settings) -> Result<(), MailError> {
+    use lettre::message::header::ContentType;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{Message, SmtpTransport, Transport};
+    let bad = |e: &dyn std::fmt::Display| MailError::Message(e.to_string());
+    let mut builder = Message::builder()
+        .from(m.from.parse().map_err(|e| bad(&e))?)
+        .subject(m.subject.clone())
+        .header(ContentType::TEXT_PLAIN);
+    if !m.message_id.is_empty() {
+        builder = builder.message_id(Some(m.message_id.clone()));
+    }
+    for to in &m.to {
+        builder = builder.to(to.parse().map_err(|e| bad(&e))?);
+    }
+    let message = builder.body(m.body.clone()).map_err(|e| bad(&e))?;
+    let mut transport = if settings.mail_tls {
+        SmtpTransport::starttls_relay(&settings.mail_host)?
+    } else {
+        SmtpTransport::builder_dangerous(&settings.mail_host)
+    }
+    .port(settings.mail_port)
+    .timeout(Some(std::time::Duration::from_secs(30)));
+    if !settings.mail_username.is_empty() {
+        transport = transport.credentials(Credentials::new(
+            settings.mail_username.clone(),
+            settings.mail_password.clone(),
+        ));
+    }
+    transport.build().send(&message)?;
+    Ok(())
 }

@@ -63,6 +63,14 @@ pub struct Settings {
     pub mail_debug: Option<PathBuf>,
     /// `[mail] host` (empty: no SMTP).
     pub mail_host: String,
+    /// `[mail] port`.
+    pub mail_port: u16,
+    /// `[mail] username` (empty: no SMTP authentication).
+    pub mail_username: String,
+    /// `[mail] password`.
+    pub mail_password: String,
+    /// `[mail] tls`: use STARTTLS.
+    pub mail_tls: bool,
     /// `[web] api_failed_login_limit` (0 = off).
     pub api_failed_login_limit: u32,
     /// `[web] api_failed_login_interval_in_sec`.
@@ -88,6 +96,10 @@ impl Default for Settings {
             mail_domain: String::new(),
             mail_debug: None,
             mail_host: String::new(),
+            mail_port: 25,
+            mail_username: String::new(),
+            mail_password: String::new(),
+            mail_tls: false,
             api_failed_login_limit: 4,
             api_failed_login_interval: 600,
             sqlite_timeout: 30,
@@ -168,6 +180,10 @@ pub fn settings_from_config(c: &config::Config) -> Settings {
         mail_domain: c.mail.domain.clone().unwrap_or_default(),
         mail_debug: c.mail.debug.clone(),
         mail_host: c.mail.host.clone().unwrap_or_default(),
+        mail_port: c.mail.port,
+        mail_username: c.mail.username.clone().unwrap_or_default(),
+        mail_password: c.mail.password.clone().unwrap_or_default(),
+        mail_tls: c.mail.tls,
         api_failed_login_limit: c.web.api_failed_login_limit,
         api_failed_login_interval: c.web.api_failed_login_interval_in_sec,
         sqlite_timeout: c.rdbms.sqlite_timeout,

@@ -169,6 +169,18 @@ impl Scalar {
             _ => return None,
         })
     }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Scalar::Int32 => "int",
+            Scalar::Int64 => "i8",
+            Scalar::Bool => "boolean",
+            Scalar::Str => "string",
+            Scalar::Double => "double",
+            Scalar::DateTime => "dateTime.iso8601",
+            Scalar::Base64 => "base64",
+        }
+    }
 }
 
 /// One open element of the document, with whatever it is building.
@@ -212,7 +224,7 @@ impl Frame {
             Frame::Params => "params",
             Frame::Param { .. } => "param",
             Frame::Value { .. } => "value",
-            Frame::Scalar(_) => "scalar value",
+            Frame::Scalar(kind) => kind.tag(),
             Frame::Nil => "nil",
             Frame::Array { .. } => "array",
             Frame::Data { .. } => "data",

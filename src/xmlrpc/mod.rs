@@ -8,5 +8,5 @@ pub mod encode;
 pub mod value;
 
 pub use decode::{decode_request, DecodeError, Limits};
-pub use encode::{encode_fault, encode_response};
+pub use encode::{encode_call, encode_fault, encode_response};
 pub use value::{Fault, MethodCall, Value};
