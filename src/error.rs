@@ -64,7 +64,10 @@ pub enum Error {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::Store(e.to_string())
+        match e {
+            StoreError::Limit(m) => Error::ValueError(m),
+            e => Error::Store(e.to_string()),
+        }
     }
 }
 

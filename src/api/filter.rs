@@ -11,6 +11,12 @@ use crate::store::{Cond, FilterQuery, Id, SortKey};
 use crate::tracker::schema::{ClassDef, PropType, Schema};
 use crate::xmlrpc::Value;
 
+/// Longest property path (`a.b.c`) accepted in a filterspec key or sort
+/// property; longer ones are dropped like properties the user may not search.
+const MAX_PATH_STEPS: usize = 8;
+/// Most values in one filterspec list (and ids in `search_matches` handled in SQL).
+const MAX_LIST_VALUES: usize = 1_000;
+
 /// The ids of matching non-retired items the user may view, sorted.
 pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     arity(
@@ -35,13 +41,17 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     };
     let allowed: Vec<&(String, Value)> = spec
         .iter()
+        .filter(|(k, _)| k.split('.').count() <= MAX_PATH_STEPS)
         .filter(|(k, _)| tracker.security.has_search_permission(ctx.user, &cn, k))
         .collect();
     let group = sort_pairs(params.get(4))?;
     let sort = sort_pairs(params.get(3))?;
     let mut sortattr: Vec<(bool, String)> = Vec::new();
     for (dir, prop) in group.into_iter().chain(sort) {
-        if prop.is_empty() || !tracker.security.has_search_permission(ctx.user, &cn, &prop) {
+        if prop.is_empty()
+            || prop.split('.').count() > MAX_PATH_STEPS
+            || !tracker.security.has_search_permission(ctx.user, &cn, &prop)
+        {
             continue;
         }
         if !sortattr.iter().any(|(_, p)| p == &prop) {
@@ -67,6 +77,11 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     let tz = user_tz(ctx);
     let mut conds = Vec::new();
     for (key, value) in allowed {
+        if matches!(value, Value::Array(v) if v.len() > MAX_LIST_VALUES) {
+            return Err(Error::ValueError(format!(
+                "filter value for {key} has more than {MAX_LIST_VALUES} items"
+            )));
+        }
         let path: Vec<&str> = key.split('.').collect();
         conds.push(path_cond(
             schema,

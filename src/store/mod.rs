@@ -105,6 +105,9 @@ pub enum StoreError {
     /// The database was written by a newer Roundup or is otherwise unusable.
     #[error("{0}")]
     Incompatible(String),
+    /// A query is over a size limit (too many values or too deep).
+    #[error("{0}")]
+    Limit(String),
     /// A write was attempted in a read-only transaction.
     #[error("write attempted in a read transaction")]
     ReadOnly,

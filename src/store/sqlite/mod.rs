@@ -106,7 +106,7 @@ impl SqliteStore {
     }
 
     fn reader(&self) -> Result<PooledConn<'_>> {
-        let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match pooled {
             Some(c) => c,
             None => open_conn(&self.db_path, &self.options, true)?,
@@ -119,7 +119,9 @@ impl SqliteStore {
 
     fn begin(&self, write: bool) -> Result<SqliteTx<'_>> {
         let conn = if write {
-            Conn::Writer(self.writer.lock().map_err(|_| poisoned())?)
+            // A panic while writing rolled its transaction back (SqliteTx's Drop runs
+            // during unwinding), so a poisoned lock still guards a usable connection.
+            Conn::Writer(self.writer.lock().unwrap_or_else(|e| e.into_inner()))
         } else {
             Conn::Reader(self.reader()?)
         };
@@ -132,10 +134,6 @@ impl SqliteStore {
             staged: Vec::new(),
         })
     }
-}
-
-fn poisoned() -> StoreError {
-    StoreError::Incompatible("database connection lock poisoned by an earlier panic".into())
 }
 
 impl Store for SqliteStore {

@@ -9,6 +9,11 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection};
 use std::cmp::Ordering;
 
+/// Most ids put into one SQL `IN (...)` list for `search_matches`.
+const MAX_SQL_IDS: usize = 1000;
+/// Most bound values in one filter query (SQLite allows 32 766).
+const MAX_SQL_PARAMS: usize = 30_000;
+
 struct Builder<'s> {
     schema: &'s Schema,
     params: Vec<SqlValue>,
@@ -293,9 +298,16 @@ pub fn run(
     if w != "1" {
         wheres.push(w);
     }
+    // Long id lists would exceed SQLite's bound-parameter limit: those are
+    // applied after the query instead.
+    let mut post_filter: Option<std::collections::HashSet<Id>> = None;
     if let Some(m) = &q.search_matches {
-        let marks = b.marks(m.iter().map(|i| SqlValue::Integer(*i)));
-        wheres.push(format!("t0.id in ({marks})"));
+        if m.len() <= MAX_SQL_IDS {
+            let marks = b.marks(m.iter().map(|i| SqlValue::Integer(*i)));
+            wheres.push(format!("t0.id in ({marks})"));
+        } else {
+            post_filter = Some(m.iter().copied().collect());
+        }
     }
     let mut joins = Vec::new();
     let mut order = Vec::new();
@@ -317,10 +329,18 @@ pub fn run(
             format!(" order by {}", order.join(","))
         }
     );
+    if b.params.len() > MAX_SQL_PARAMS {
+        return Err(super::super::StoreError::Limit(format!(
+            "filter too complex: more than {MAX_SQL_PARAMS} values"
+        )));
+    }
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut ids: Vec<Id> = stmt
         .query_map(params_from_iter(b.params), |r| r.get(0))?
         .collect::<std::result::Result<_, _>>()?;
+    if let Some(keep) = post_filter {
+        ids.retain(|i| keep.contains(i));
+    }
     if in_memory {
         sort_in_memory(conn, schema, class, &q.sort, &mut ids)?;
     }
