@@ -462,14 +462,27 @@ impl ServiceInner {
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        info!(
-            %peer,
-            method = %parts.method,
-            path = %path,
-            status = response.status().as_u16(),
-            duration = ?start.elapsed(),
-            "request"
-        );
+        // Answered calls are logged once, by the application, with the user and
+        // method; this line covers everything the HTTP layer decided itself.
+        if response.status().is_success() && parts.method == Method::POST {
+            debug!(
+                %peer,
+                method = %parts.method,
+                path = %path,
+                status = response.status().as_u16(),
+                duration = ?start.elapsed(),
+                "request"
+            );
+        } else {
+            info!(
+                %peer,
+                method = %parts.method,
+                path = %path,
+                status = response.status().as_u16(),
+                duration = ?start.elapsed(),
+                "request"
+            );
+        }
         response
     }
 
