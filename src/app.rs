@@ -301,22 +301,51 @@ impl TrackerMethods<'_> {
         } else {
             store.read()?
         };
-        let (value, outbox) = {
+        let (result, outbox, burned) = {
             let mut ctx = Ctx {
                 tx: &mut *tx,
                 tracker: self.tracker,
                 user: self.user,
                 now: Date::now(),
                 outbox: Vec::new(),
+                burned_ids: Vec::new(),
             };
-            let v = (method.run)(&mut ctx, params)?;
-            (v, ctx.outbox)
+            let r = (method.run)(&mut ctx, params);
+            (r, ctx.outbox, ctx.burned_ids)
+        };
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => {
+                drop(tx);
+                if !burned.is_empty() {
+                    self.consume_ids(&burned);
+                }
+                return Err(e);
+            }
         };
         if method.writes {
             tx.commit()?;
         }
         mail::deliver(outbox, &self.tracker.settings);
         Ok(value)
+    }
+}
+
+impl TrackerMethods<'_> {
+    /// Records ids allocated by failed creates as used (after the rollback).
+    fn consume_ids(&self, burned: &[(String, crate::store::Id)]) {
+        let result = (|| -> crate::store::Result<()> {
+            let mut tx = self.tracker.store.write()?;
+            for (cn, id) in burned {
+                if let Some(class) = self.tracker.schema.class(cn) {
+                    tx.consume_id(class, *id)?;
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = result {
+            tracing::warn!(tracker = %self.tracker.name, error = %e, "could not record consumed ids");
+        }
     }
 }
 

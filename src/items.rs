@@ -24,6 +24,10 @@ pub struct Ctx<'a> {
     pub now: Date,
     /// Mail queued by reactors, sent once the transaction has committed.
     pub outbox: Vec<OutgoingMail>,
+    /// Ids allocated by creates that then failed. The transaction is rolled back,
+    /// but like Roundup the ids stay used (clients that replay a session rely on
+    /// the ids Roundup hands out), so the caller records them afterwards.
+    pub burned_ids: Vec<(String, Id)>,
 }
 
 impl Ctx<'_> {
@@ -190,9 +194,23 @@ pub fn create(ctx: &mut Ctx<'_>, class: &ClassDef, mut changes: Changes) -> Resu
     } else {
         None
     };
-    let props = &changes.props;
-    check_reserved(props, true)?;
+    check_reserved(&changes.props, true)?;
     let id = ctx.tx.new_id(class)?;
+    let result = create_inner(ctx, class, id, &changes.props, content);
+    if result.is_err() {
+        ctx.burned_ids.push((class.name.clone(), id));
+    }
+    result.map(|()| id)
+}
+
+/// `create` after the id is allocated: checks, insert, journal, content, reactors.
+fn create_inner(
+    ctx: &mut Ctx<'_>,
+    class: &ClassDef,
+    id: Id,
+    props: &PropMap,
+    content: Option<Vec<u8>>,
+) -> Result<()> {
     for (key, value) in props.iter() {
         let Some(prop) = class.prop(key) else {
             return Err(Error::KeyError(format!(
@@ -269,8 +287,7 @@ pub fn create(ctx: &mut Ctx<'_>, class: &ClassDef, mut changes: Changes) -> Resu
         }
         ctx.tx.set_content(class, id, &content)?;
     }
-    detectors::react_create(ctx, class, id)?;
-    Ok(id)
+    detectors::react_create(ctx, class, id)
 }
 
 /// Python repr of an old value for a `set` journal entry (reference §8.5).

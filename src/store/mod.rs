@@ -138,6 +138,9 @@ pub trait Tx {
 
     /// Allocates the next id of `class` (inside this transaction).
     fn new_id(&mut self, class: &ClassDef) -> Result<Id>;
+    /// Marks `id` of `class` as used even though its item was never written, so
+    /// the next id is above it (Roundup consumes ids of failed creates).
+    fn consume_id(&mut self, class: &ClassDef, id: Id) -> Result<()>;
     /// Inserts a new item with `values` (declared properties only) and the
     /// automatic properties.
     fn insert(

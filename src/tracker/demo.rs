@@ -52,6 +52,7 @@ pub fn create(dir: &Path) -> Result<(), InitError> {
             user: &admin,
             now: Date::now(),
             outbox: Vec::new(),
+            burned_ids: Vec::new(),
         };
         for (cn, args) in [
             (

@@ -161,6 +161,7 @@ fn build(
             user: &admin,
             now: Date::now(),
             outbox: Vec::new(),
+            burned_ids: Vec::new(),
         };
         for (class_name, props) in &data.creates {
             let class = ctx

@@ -502,6 +502,15 @@ impl Tx for SqliteTx<'_> {
         Ok(id)
     }
 
+    fn consume_id(&mut self, class: &ClassDef, id: Id) -> Result<()> {
+        self.ensure_write()?;
+        self.conn.execute(
+            "update ids set num=max(num, ?2) where name=?1",
+            rusqlite::params![class.name, id.saturating_add(1)],
+        )?;
+        Ok(())
+    }
+
     fn insert(
         &mut self,
         class: &ClassDef,
