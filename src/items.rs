@@ -6,7 +6,7 @@ use crate::detectors::{self, OutgoingMail};
 use crate::error::{Error, Result};
 use crate::hyperdb::date::Date;
 use crate::security::UserCtx;
-use crate::store::pyrepr::{float_repr, str_repr};
+use crate::store::pyrepr::{bytes_repr, float_repr, str_repr};
 use crate::store::{Id, Item, JournalEntry, Multilinks, PropValue, Tx, Values};
 use crate::tracker::schema::{ClassDef, ClassKind, PropType};
 use crate::tracker::Tracker;
@@ -290,26 +290,25 @@ fn create_inner(
     detectors::react_create(ctx, class, id)
 }
 
-/// Python repr of an old value for a `set` journal entry (reference §8.5).
+/// The repr of an old value in a `set` journal entry, as Roundup's
+/// `repr_export` writes it: strings Python-2 style (UTF-8 bytes, `\xNN`
+/// escapes), other values with Python's `repr` (reference §8.5).
 fn journal_value(v: &Option<PropValue>) -> String {
     match v {
         None => "None".into(),
-        Some(PropValue::String(s)) => str_repr(s),
+        Some(PropValue::String(s)) => bytes_repr(s),
         Some(PropValue::Password(p)) => {
             let scheme = p
                 .strip_prefix('{')
                 .and_then(|r| r.split_once('}'))
                 .map(|(s, _)| s)
                 .unwrap_or("");
-            str_repr(&format!("{{{scheme}}}*encrypted*"))
+            bytes_repr(&format!("{{{scheme}}}*encrypted*"))
         }
-        Some(PropValue::Date(d)) => str_repr(&d.serialise()),
-        Some(PropValue::Interval(i)) => str_repr(&i.to_string()),
-        Some(PropValue::Link(l)) => str_repr(&l.to_string()),
-        Some(PropValue::Multilink(ids)) => {
-            let items: Vec<String> = ids.iter().map(|i| str_repr(&i.to_string())).collect();
-            format!("[{}]", items.join(", "))
-        }
+        Some(PropValue::Date(d)) => bytes_repr(&d.serialise()),
+        Some(PropValue::Interval(i)) => bytes_repr(&i.to_string()),
+        Some(PropValue::Link(l)) => bytes_repr(&l.to_string()),
+        Some(PropValue::Multilink(ids)) => id_list_repr(ids),
         Some(PropValue::Boolean(b)) => (*b as i64).to_string(),
         Some(PropValue::Number(n)) => float_repr(*n),
         Some(PropValue::Integer(i)) => i.to_string(),
@@ -463,9 +462,11 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
         if !props.is_empty() {
             ctx.tx
                 .update(class, id, &props.to_values(), ctx.user.id, ctx.now, true)?;
+            // repr_export sorts the keys.
+            journal_values.sort_by(|a, b| a.0.cmp(&b.0));
             let body: Vec<String> = journal_values
                 .iter()
-                .map(|(k, v)| format!("{}: {v}", str_repr(k)))
+                .map(|(k, v)| format!("{}: {v}", bytes_repr(k)))
                 .collect();
             journal(ctx, class, id, "set", format!("{{{}}}", body.join(", ")))?;
         }

@@ -218,11 +218,8 @@ fn nosymessage(
         Some(PropValue::String(m)) if !m.is_empty() => Some(m.clone()),
         _ => None,
     };
-    if message_id.is_none() && msg_class.prop("messageid").is_some() {
-        let mid = super::mail::new_message_id(&ctx.tracker.settings.mail_domain);
-        props.insert("messageid", Some(PropValue::String(mid.clone())));
-        message_id = Some(mid);
-    }
+    // Like Roundup: the recipients first, then (when sending) the message id,
+    // each as its own journalled change.
     items::set(
         ctx,
         msg_class,
@@ -232,6 +229,21 @@ fn nosymessage(
             content: None,
         },
     )?;
+    if message_id.is_none() && msg_class.prop("messageid").is_some() {
+        let mid = super::mail::new_message_id(&ctx.tracker.settings.mail_domain);
+        let mut props = PropMap::new();
+        props.insert("messageid", Some(PropValue::String(mid.clone())));
+        items::set(
+            ctx,
+            msg_class,
+            msgid,
+            Changes {
+                props,
+                content: None,
+            },
+        )?;
+        message_id = Some(mid);
+    }
     let content = ctx.tx.content(msg_class, msgid)?.unwrap_or_default();
     let title = match issue.get("title") {
         Some(PropValue::String(t)) => t.clone(),

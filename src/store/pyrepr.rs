@@ -40,6 +40,37 @@ pub fn str_repr(s: &str) -> String {
     out
 }
 
+/// Python 3's `repr(s.encode('utf-8'))[1:]`: how Roundup's `repr_export` writes a
+/// string (Python 2 style) — ASCII kept, other bytes as `\xNN`.
+pub fn bytes_repr(s: &str) -> String {
+    let b = s.as_bytes();
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(b.len() + 2);
+    out.push(quote);
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c if c as char == quote => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            0x20..=0x7e => out.push(c as char),
+            c => {
+                let _ = write!(out, "\\x{c:02x}");
+            }
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// An approximation of Python's `str.isprintable()` for one character: false for
 /// control, format, separator (except the ASCII space) and private-use characters.
 fn is_printable(c: char) -> bool {
@@ -127,6 +158,13 @@ mod tests {
             str_repr("a\nb\\c\x01é\u{2028}"),
             "'a\\nb\\\\c\\x01é\\u2028'"
         );
+    }
+
+    #[test]
+    fn bytes_like_python2_export() {
+        assert_eq!(bytes_repr("Joe \u{dc}ser"), "'Joe \\xc3\\x9cser'");
+        assert_eq!(bytes_repr("it's"), "\"it's\"");
+        assert_eq!(bytes_repr("a\tb"), "'a\\tb'");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! database under `db/`. [`Tracker::open`] loads and validates it once at start-up.
 
 pub mod config;
+pub mod convert;
 pub mod demo;
 pub mod init;
 pub mod load;
