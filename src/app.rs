@@ -433,7 +433,9 @@ impl RpcHandler for App {
         let call = match xmlrpc::decode_request(&req.body, &self.limits) {
             Ok(c) => c,
             Err(e) => {
-                tracing::info!(peer = %req.peer, user = %user.username, error = %e, "bad request document");
+                // The error text may quote client data (a password in a badly typed
+                // field): log only the kind of failure.
+                tracing::info!(peer = %req.peer, user = %user.username, code = e.fault_code(), "bad request document");
                 return fault_response(&decode_fault(&e));
             }
         };

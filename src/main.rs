@@ -1,17 +1,27 @@
 //! The `roundup-xmlrpc-server` binary: parses flags, opens the trackers, binds
-//! the socket and runs the server until SIGTERM or SIGINT. Errors print one line
-//! and map to the exit codes in [`roundup_xmlrpc::cli::exit`].
+//! the socket (or takes the one systemd passes) and runs the server until SIGTERM
+//! or SIGINT, telling systemd when it is ready and when it stops. Errors print one
+//! line and map to the exit codes in [`roundup_xmlrpc::cli::exit`].
 
 use clap::Parser;
 use roundup_xmlrpc::app::App;
-use roundup_xmlrpc::cli::{exit, Cli, Command, DemoArgs, InitArgs, ServeArgs};
-use roundup_xmlrpc::server::{self, ServerConfig};
-use roundup_xmlrpc::tracker::{demo, init, OpenError, Tracker};
+use roundup_xmlrpc::cli::{
+    exit, Cli, Command, ConvertArgs, DemoArgs, ForwardedHeaderArg, InitArgs, ServeArgs,
+};
+use roundup_xmlrpc::server::{self, ForwardedHeader, IpNet, ServerConfig};
+use roundup_xmlrpc::tracker::{config, demo, init, OpenError, Tracker};
 use roundup_xmlrpc::xmlrpc::Limits;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// After [`server::run`] has returned (its own grace period for in-flight requests
+/// is over), how long handlers still running on blocking threads get before the
+/// process exits without them. Keep `TimeoutStopSec` of the systemd unit above the
+/// sum of both.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A failure that ends the process with a message and an exit code.
 struct Fatal {
@@ -40,6 +50,8 @@ impl From<OpenError> for Fatal {
     }
 }
 
+/// Logs go to stderr; colours only on a terminal, and not with `NO_COLOR` set
+/// (journald, files and pipes get plain text).
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "info",
@@ -48,25 +60,57 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
 }
 
 fn main() {
     let cli = Cli::parse();
-    let verbose = cli.serve.verbose;
-    init_logging(verbose);
+    init_logging(cli.serve.verbose);
     let result = match cli.command {
         Some(Command::Init(args)) => run_init(&args),
-        Some(Command::Demo(args)) => run_demo(&args),
-        None => run_serve(&cli.serve),
+        Some(Command::ConvertSchema(args)) => run_convert(&args),
+        Some(Command::Demo(args)) => inherited_listener().and_then(|l| run_demo(&args, l)),
+        None => inherited_listener().and_then(|l| run_serve(&cli.serve, l)),
     };
     if let Err(f) = result {
         eprintln!("roundup-xmlrpc-server: {}", f.message);
         std::process::exit(f.code);
+    }
+}
+
+/// The socket passed by systemd socket activation, if any. Called while the
+/// process is still single-threaded (it edits the environment).
+fn inherited_listener() -> Result<Option<std::net::TcpListener>, Fatal> {
+    server::take_inherited_listener().map_err(|e| {
+        Fatal::new(
+            exit::BIND,
+            format!("socket activation (LISTEN_FDS): cannot use fd 3: {e}"),
+        )
+    })
+}
+
+fn run_convert(args: &ConvertArgs) -> Result<(), Fatal> {
+    use roundup_xmlrpc::tracker::convert::{convert_schema, ConvertError};
+    match convert_schema(&args.dir, args.allow_unconverted) {
+        Ok(report) => {
+            eprint!("{report}");
+            Ok(())
+        }
+        Err(e) => {
+            let code = match &e {
+                ConvertError::NotRoundupTracker(..) => exit::NO_TRACKER,
+                ConvertError::Unconverted { .. } | ConvertError::Invalid { .. } => exit::BAD_SCHEMA,
+                _ => exit::FAILURE,
+            };
+            Err(Fatal::new(code, e.to_string()))
+        }
     }
 }
 
@@ -91,7 +135,7 @@ fn run_init(args: &InitArgs) -> Result<(), Fatal> {
     Ok(())
 }
 
-fn run_demo(args: &DemoArgs) -> Result<(), Fatal> {
+fn run_demo(args: &DemoArgs, inherited: Option<std::net::TcpListener>) -> Result<(), Fatal> {
     if !args.dir.join("schema.toml").exists() {
         demo::create(&args.dir).map_err(|e| Fatal::new(exit::FAILURE, e.to_string()))?;
         println!(
@@ -101,11 +145,17 @@ fn run_demo(args: &DemoArgs) -> Result<(), Fatal> {
     }
     let tracker = open_tracker(&args.dir, None)?;
     let addr = SocketAddr::new(args.bind, args.port);
-    println!(
-        "demo tracker at http://admin:admin@localhost:{}/{}/xmlrpc",
-        args.port, tracker.name
-    );
-    serve(vec![Arc::new(tracker)], true, addr, ServerConfig::default())
+    let demo = Some(tracker.name.clone());
+    serve(
+        vec![Arc::new(tracker)],
+        true,
+        Listen {
+            addr,
+            inherited,
+            demo,
+        },
+        ServerConfig::default(),
+    )
 }
 
 /// The name a tracker directory is served under: its last path component.
@@ -122,12 +172,21 @@ fn open_tracker(dir: &Path, name: Option<&str>) -> Result<Tracker, Fatal> {
     Ok(Tracker::open(dir, &name)?)
 }
 
-fn run_serve(args: &ServeArgs) -> Result<(), Fatal> {
+fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Result<(), Fatal> {
     let mut trackers = Vec::new();
     if let Some(dir) = &args.instance {
         trackers.push(Arc::new(open_tracker(dir, None)?));
     }
     for spec in &args.trackers {
+        if matches!(spec.as_str(), "init" | "demo") {
+            return Err(Fatal::new(
+                exit::USAGE,
+                format!(
+                    "`{spec}` is a subcommand: put options after it \
+                     (roundup-xmlrpc-server {spec} [OPTIONS] ...)"
+                ),
+            ));
+        }
         let Some((name, dir)) = spec.split_once('=') else {
             return Err(Fatal::new(
                 exit::USAGE,
@@ -148,28 +207,80 @@ fn run_serve(args: &ServeArgs) -> Result<(), Fatal> {
             "no tracker given: use -i DIR or NAME=DIR",
         ));
     }
-    let mut config = ServerConfig::default();
-    for p in &args.trusted_proxies {
-        let net = p
-            .parse()
-            .map_err(|e| Fatal::new(exit::USAGE, format!("--trusted-proxy {p}: {e}")))?;
-        config.trusted_proxies.push(net);
-    }
+    let config = ServerConfig {
+        trusted_proxies: trusted_proxies(args, &trackers)?,
+        forwarded_header: match args.forwarded_header {
+            ForwardedHeaderArg::XForwardedFor => ForwardedHeader::XForwardedFor,
+            ForwardedHeaderArg::Forwarded => ForwardedHeader::Forwarded,
+        },
+        ..ServerConfig::default()
+    };
     let default_root = args.instance.is_some();
-    serve(
-        trackers,
-        default_root,
-        SocketAddr::new(args.bind, args.port),
-        config,
-    )
+    let addr = SocketAddr::new(args.bind, args.port);
+    let listen = Listen {
+        addr,
+        inherited,
+        demo: None,
+    };
+    serve(trackers, default_root, listen, config)
+}
+
+/// The proxies whose forwarding header is believed: `--trusted-proxy` if given,
+/// else the `[xmlrpc_server] trusted_proxies` of every served tracker's config.ini.
+fn trusted_proxies(args: &ServeArgs, trackers: &[Arc<Tracker>]) -> Result<Vec<IpNet>, Fatal> {
+    let mut nets: Vec<IpNet> = Vec::new();
+    let mut add = |net: IpNet| {
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    };
+    if !args.trusted_proxies.is_empty() {
+        for p in &args.trusted_proxies {
+            let net = p
+                .parse()
+                .map_err(|e| Fatal::new(exit::USAGE, format!("--trusted-proxy {p}: {e}")))?;
+            add(net);
+        }
+    } else {
+        for tracker in trackers {
+            let conf = config::load_config(&tracker.dir)
+                .map_err(|e| Fatal::new(exit::BAD_CONFIG, e.to_string()))?;
+            for n in &conf.server.trusted_proxies {
+                let net = IpNet::new(n.addr, n.prefix).map_err(|e| {
+                    Fatal::new(
+                        exit::BAD_CONFIG,
+                        format!(
+                            "{}: [xmlrpc_server] trusted_proxies: {e}",
+                            tracker.dir.join("config.ini").display()
+                        ),
+                    )
+                })?;
+                add(net);
+            }
+        }
+    }
+    if !nets.is_empty() {
+        let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
+        tracing::info!(proxies = %list.join(", "), "trusting forwarding headers of these proxies");
+    }
+    Ok(nets)
+}
+
+/// Where to listen: the socket systemd passed, or else a new one bound to `addr`.
+struct Listen {
+    addr: SocketAddr,
+    inherited: Option<std::net::TcpListener>,
+    /// `demo`: the tracker name, to print its URL with the demo credentials.
+    demo: Option<String>,
 }
 
 fn serve(
     trackers: Vec<Arc<Tracker>>,
     default_root: bool,
-    addr: SocketAddr,
+    listen: Listen,
     config: ServerConfig,
 ) -> Result<(), Fatal> {
+    let count = trackers.len();
     let limits = Limits {
         max_body_bytes: config.max_decoded_body_bytes,
         ..Limits::default()
@@ -179,43 +290,70 @@ fn serve(
         .enable_all()
         .build()
         .map_err(|e| Fatal::new(exit::FAILURE, format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Fatal::new(exit::BIND, format!("cannot listen on {addr}: {e}")))?;
+    let result = runtime.block_on(async move {
+        let Listen {
+            addr,
+            inherited,
+            demo,
+        } = listen;
+        let shutdown = shutdown_signal().map_err(|e| {
+            Fatal::new(exit::FAILURE, format!("cannot install signal handlers: {e}"))
+        })?;
+        let activated = inherited.is_some();
+        let listener = match inherited {
+            Some(std_listener) => tokio::net::TcpListener::from_std(std_listener).map_err(|e| {
+                Fatal::new(exit::BIND, format!("cannot use the socket passed by systemd: {e}"))
+            })?,
+            None => tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Fatal::new(exit::BIND, format!("cannot listen on {addr}: {e}")))?,
+        };
         let local = listener
             .local_addr()
             .map_err(|e| Fatal::new(exit::BIND, e.to_string()))?;
         println!("listening on http://{local}/");
+        if let Some(name) = demo {
+            let host = match local.ip() {
+                ip if ip.is_loopback() || ip.is_unspecified() => "localhost".to_string(),
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+            };
+            println!(
+                "demo tracker at http://admin:admin@{host}:{}/{name}/xmlrpc",
+                local.port()
+            );
+        }
         let _ = std::io::stdout().flush();
-        tracing::info!(%local, "listening");
-        server::run(listener, app, config, shutdown_signal())
+        if activated {
+            tracing::info!(%local, "using the socket passed by systemd (--bind and --port ignored)");
+        }
+        let noun = if count == 1 { "tracker" } else { "trackers" };
+        server::notify_ready(&format!("serving {count} {noun} on http://{local}/"));
+        server::run(listener, app, config, shutdown)
             .await
             .map_err(|e| Fatal::new(exit::FAILURE, format!("server error: {e}")))?;
         tracing::info!("stopped");
         Ok(())
-    })
+    });
+    // A handler that outlived the grace period of server::run is still running on a
+    // blocking thread: do not wait for it forever.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    result
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGTERM and SIGINT handlers at once, so that a signal sent as soon
+/// as readiness is announced is neither lost nor fatal, and returns a future that
+/// resolves on either, after telling systemd that the server stops.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+        server::notify_stopping();
+    })
 }

@@ -83,6 +83,16 @@ pub fn init(
         .iter()
         .map(|s| parse_setting_arg(s).map_err(|e| InitError::Config(e.to_string())))
         .collect::<Result<_, _>>()?;
+    // Roundup needs a mail domain for the admin address; default it to
+    // localhost instead of failing a plain first `init`.
+    let mut parsed = parsed;
+    let has_domain = parsed.iter().any(|(k, _)| {
+        let k = k.to_lowercase().replace('.', "_");
+        k == "mail_domain" || k == "domain"
+    });
+    if !has_domain {
+        parsed.push(("mail_domain".into(), "localhost".into()));
+    }
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
