@@ -16,7 +16,8 @@ use crate::tracker::Tracker;
 use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONNECTION, RETRY_AFTER};
 use hyper::StatusCode;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How many verified credentials are remembered, and for how long.
@@ -39,6 +40,49 @@ struct Mounted {
 /// How many more failures a client address may have than one username.
 const PEER_LIMIT_FACTOR: u32 = 10;
 
+/// Serialises password verification per username and bounds it overall, so
+/// that concurrent attempts are counted by the login limiter one after another
+/// (at most `limit` hashes per interval per user) and hashing cannot occupy every
+/// handler thread.
+#[derive(Default)]
+struct VerifyGate {
+    per_user: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    running: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// Most password hashes computed at once.
+const MAX_CONCURRENT_HASHES: usize = 4;
+
+impl VerifyGate {
+    /// Runs `f` holding `username`'s lock and a hashing slot.
+    fn run<T>(&self, username: &str, f: impl FnOnce() -> T) -> T {
+        let user_lock = {
+            let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(username.to_string()).or_default().clone()
+        };
+        let result = {
+            let _user = user_lock.lock().unwrap_or_else(|e| e.into_inner());
+            {
+                let mut n = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                while *n >= MAX_CONCURRENT_HASHES {
+                    n = self.freed.wait(n).unwrap_or_else(|e| e.into_inner());
+                }
+                *n += 1;
+            }
+            let r = f();
+            *self.running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+            self.freed.notify_one();
+            r
+        };
+        let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(username).is_some_and(|l| Arc::strong_count(l) <= 2) {
+            map.remove(username);
+        }
+        result
+    }
+}
+
 /// The application: the served trackers and the shared auth state.
 pub struct App {
     mounted: Vec<Mounted>,
@@ -46,6 +90,7 @@ pub struct App {
     default_root: bool,
     limits: Limits,
     credentials: CredentialCache,
+    gate: VerifyGate,
 }
 
 impl std::fmt::Debug for App {
@@ -86,6 +131,7 @@ impl App {
             default_root,
             limits,
             credentials: CredentialCache::new(CREDENTIAL_CACHE_SIZE, CREDENTIAL_CACHE_TTL),
+            gate: VerifyGate::default(),
         }
     }
 
@@ -260,30 +306,45 @@ impl App {
         let ok = match (&stored, &password) {
             (None, None) => true,
             (None, Some(_)) | (Some(_), None) => false,
+            (Some(hash), Some(pw)) if self.credentials.check(&username, pw, hash) => true,
             (Some(hash), Some(pw)) => {
-                if self.credentials.check(&username, pw, hash) {
-                    true
-                } else {
-                    let good = auth::verify(hash, pw).unwrap_or(false);
-                    if good {
+                // One verification per username at a time, counted before the next
+                // one starts: concurrent guesses cannot all slip past the limiter.
+                return self.gate.run(&username, || {
+                    let now = Instant::now();
+                    m.limiter
+                        .check(&user_key, now)
+                        .map_err(LoginError::Limited)?;
+                    m.peer_limiter
+                        .check(&peer_key, now)
+                        .map_err(LoginError::Limited)?;
+                    if !self.credentials.check(&username, pw, hash) {
+                        if !auth::verify(hash, pw).unwrap_or(false) {
+                            return Err(fail(m));
+                        }
                         self.credentials.insert(&username, pw, hash);
                     }
-                    good
-                }
+                    Ok(user_ctx(&user, username.clone()))
+                });
             }
         };
         if !ok {
             return Err(fail(m));
         }
-        let roles = match user.get("roles") {
-            Some(PropValue::String(r)) => split_roles(r),
-            _ => Vec::new(),
-        };
-        Ok(UserCtx {
-            id: user.id,
-            username,
-            roles,
-        })
+        Ok(user_ctx(&user, username))
+    }
+}
+
+/// The permission-check view of a user item.
+fn user_ctx(user: &crate::store::Item, username: String) -> UserCtx {
+    let roles = match user.get("roles") {
+        Some(PropValue::String(r)) => split_roles(r),
+        _ => Vec::new(),
+    };
+    UserCtx {
+        id: user.id,
+        username,
+        roles,
     }
 }
 

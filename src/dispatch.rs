@@ -15,6 +15,10 @@ pub trait Methods {
     fn signature(&self, name: &str) -> Option<&'static [&'static str]>;
 }
 
+/// Most calls in one `system.multicall` (each answer is held in memory until the
+/// whole response is sent).
+pub const MAX_MULTICALL: usize = 1000;
+
 const SYSTEM: [&str; 4] = [
     "system.listMethods",
     "system.methodHelp",
@@ -83,6 +87,12 @@ pub fn dispatch(methods: &mut dyn Methods, call: &MethodCall) -> Result<Value, F
                     ))
                 }
             };
+            if calls.len() > MAX_MULTICALL {
+                return Err(Fault::new(
+                    crate::error::codes::INVALID_REQUEST,
+                    format!("system.multicall: more than {MAX_MULTICALL} calls"),
+                ));
+            }
             let mut results = Vec::with_capacity(calls.len());
             for c in calls {
                 results.push(match one_of_multicall(methods, c) {

@@ -16,6 +16,10 @@ use crate::xmlrpc::Value;
 const MAX_PATH_STEPS: usize = 8;
 /// Most values in one filterspec list (and ids in `search_matches` handled in SQL).
 const MAX_LIST_VALUES: usize = 1_000;
+/// Deepest Link/Multilink filter expression (SQLite itself stops at 1 000).
+const MAX_EXPR_DEPTH: usize = 64;
+/// Most substrings (ANDed) or date alternatives (ORed) in one filter value.
+const MAX_ALTERNATIVES: usize = 100;
 
 /// The ids of matching non-retired items the user may view, sorted.
 pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
@@ -256,30 +260,42 @@ fn link_operand(v: &Value, uid: Id, to_user: bool) -> Option<i64> {
 
 /// Compiles Roundup's postfix expression (`-1` empty, `-2` not, `-3` and, `-4` or).
 fn compile_expr(ops: &[i64]) -> Result<IdExpr> {
-    let mut stack: Vec<IdExpr> = Vec::new();
-    let err = || Error::ValueError(format!("invalid filter expression {ops:?}"));
+    let mut stack: Vec<(IdExpr, usize)> = Vec::new();
+    let err = || Error::ValueError("invalid filter expression".into());
+    let deep = || {
+        Error::ValueError(format!(
+            "filter expression nested deeper than {MAX_EXPR_DEPTH}"
+        ))
+    };
     for &op in ops {
         match op {
-            -1 => stack.push(IdExpr::Empty),
+            -1 => stack.push((IdExpr::Empty, 1)),
             -2 => {
-                let x = stack.pop().ok_or_else(err)?;
-                stack.push(IdExpr::Not(Box::new(x)));
+                let (x, d) = stack.pop().ok_or_else(err)?;
+                stack.push((IdExpr::Not(Box::new(x)), d + 1));
             }
             -3 | -4 => {
-                let y = stack.pop().ok_or_else(err)?;
-                let x = stack.pop().ok_or_else(err)?;
-                stack.push(if op == -3 {
+                let (y, dy) = stack.pop().ok_or_else(err)?;
+                let (x, dx) = stack.pop().ok_or_else(err)?;
+                let node = if op == -3 {
                     IdExpr::And(Box::new(x), Box::new(y))
                 } else {
                     IdExpr::Or(Box::new(x), Box::new(y))
-                });
+                };
+                stack.push((node, dx.max(dy) + 1));
             }
-            x if x >= 0 => stack.push(IdExpr::Has(x)),
+            x if x >= 0 => stack.push((IdExpr::Has(x), 1)),
             _ => return Err(err()),
         }
+        if stack.last().is_some_and(|(_, d)| *d > MAX_EXPR_DEPTH) {
+            return Err(deep());
+        }
+    }
+    if stack.len() > MAX_EXPR_DEPTH {
+        return Err(deep());
     }
     // Several operands left mean an implicit AND, as Roundup's expression compiler does.
-    let mut it = stack.into_iter();
+    let mut it = stack.into_iter().map(|(e, _)| e);
     let first = it.next().ok_or_else(err)?;
     Ok(it.fold(first, |acc, x| IdExpr::And(Box::new(acc), Box::new(x))))
 }
@@ -315,6 +331,11 @@ fn leaf_cond(
                     Value::String(s) => needles.push(s.clone()),
                     other => return Err(attr_error(other, "replace")),
                 }
+            }
+            if needles.len() > MAX_ALTERNATIVES {
+                return Err(Error::ValueError(format!(
+                    "more than {MAX_ALTERNATIVES} substrings for {p}"
+                )));
             }
             Cond::Contains { prop: p, needles }
         }
@@ -411,6 +432,11 @@ fn leaf_cond(
                     values.push(Scalar::Text(d.serialise()));
                 }
                 Cond::ColumnIn { prop: p, values }
+            }
+            other if text(other).split(',').count() > MAX_ALTERNATIVES => {
+                return Err(Error::ValueError(format!(
+                    "more than {MAX_ALTERNATIVES} date ranges for {p}"
+                )))
             }
             other => match parse_date_filter(&text(other), tz, now) {
                 None => return Ok(Cond::Always),
