@@ -423,7 +423,7 @@ def test_malformed_authorization(server, case):
     raw = request_bytes(server, call_body("create", "keyword", "name=hxauth-" + case),
                         auth=None, headers=[(b"Authorization: " + value)])
     resp, elapsed = first_response(server, raw)
-    assert elapsed < 3
+    assert elapsed < 10  # one PBKDF2 (250 000 rounds) on a loaded debug build
     assert resp is not None
     assert resp.status in statuses, resp
     if resp.status == 200:
