@@ -12,7 +12,7 @@
 
 pub mod date;
 pub mod interval;
-mod pycompat;
+pub(crate) mod pycompat;
 pub mod range;
 pub mod tz;
 

@@ -6,38 +6,7 @@ use std::fmt::Write;
 
 /// Python's `repr(str)`: single quotes unless the text contains `'` and no `"`.
 pub fn str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if is_printable(c) => out.push(c),
-            c => {
-                let n = c as u32;
-                let _ = if n < 0x100 {
-                    write!(out, "\\x{n:02x}")
-                } else if n < 0x10000 {
-                    write!(out, "\\u{n:04x}")
-                } else {
-                    write!(out, "\\U{n:08x}")
-                };
-            }
-        }
-    }
-    out.push(quote);
-    out
+    crate::hyperdb::pycompat::py_repr(s)
 }
 
 /// Python 3's `repr(s.encode('utf-8'))[1:]`: how Roundup's `repr_export` writes a
@@ -69,22 +38,6 @@ pub fn bytes_repr(s: &str) -> String {
     }
     out.push(quote);
     out
-}
-
-/// An approximation of Python's `str.isprintable()` for one character: false for
-/// control, format, separator (except the ASCII space) and private-use characters.
-fn is_printable(c: char) -> bool {
-    let n = c as u32;
-    if c == ' ' {
-        return true;
-    }
-    if c.is_control() {
-        return false;
-    }
-    !matches!(n,
-        0xA0 | 0xAD | 0x1680 | 0x180E | 0x2000..=0x200F | 0x2028..=0x202F
-        | 0x205F..=0x206F | 0x3000 | 0xFEFF | 0xFFF9..=0xFFFB | 0xE000..=0xF8FF
-        | 0xF0000..=0x10FFFF | 0xFFFE | 0xFFFF | 0xD800..=0xDFFF)
 }
 
 /// Python's `repr(float)`: the shortest text that reads back the same value,

@@ -2,13 +2,8 @@
 //! template, users admin/admin and demo/demo (role User), and one sample issue so
 //! that the sample session of Roundup's XML-RPC documentation works verbatim.
 
-use super::init::{init, InitError};
+use super::init::{create_as_admin, init, InitError};
 use super::Tracker;
-use crate::api::args::props_from_args;
-use crate::hyperdb::Date;
-use crate::items::{self, Ctx};
-use crate::security::UserCtx;
-use crate::xmlrpc::Value;
 use std::path::Path;
 
 /// Creates the demo tracker in `dir`.
@@ -35,29 +30,18 @@ pub fn create(dir: &Path) -> Result<(), InitError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "demo".into());
     let tracker = Tracker::open(dir, &name)?;
-    let admin = UserCtx {
-        id: 1,
-        username: "admin".into(),
-        roles: vec!["admin".into()],
+    let sample = |cn: &str, props: &[&str]| {
+        (
+            cn.to_string(),
+            props.iter().map(|p| p.to_string()).collect(),
+        )
     };
-    let data = |e: crate::error::Error| InitError::Data(e.to_string());
-    let mut tx = tracker
-        .store
-        .write()
-        .map_err(|e| InitError::Data(e.to_string()))?;
-    {
-        let mut ctx = Ctx {
-            tx: &mut *tx,
-            tracker: &tracker,
-            user: &admin,
-            now: Date::now(),
-            outbox: Vec::new(),
-            burned_ids: Vec::new(),
-        };
-        for (cn, args) in [
-            (
+    create_as_admin(
+        &tracker,
+        &[
+            sample(
                 "user",
-                vec![
+                &[
                     "username=demo",
                     "password=demo",
                     "address=demo@example.com",
@@ -65,17 +49,15 @@ pub fn create(dir: &Path) -> Result<(), InitError> {
                     "roles=User",
                 ],
             ),
-            (
+            // priority1 / status2, as the documentation's sample session shows them.
+            sample(
                 "issue",
-                vec!["title=yes, this is a sample issue", "priority=bug"],
+                &[
+                    "title=yes, this is a sample issue",
+                    "priority=1",
+                    "status=2",
+                ],
             ),
-        ] {
-            let class = ctx.class(cn).map_err(data)?.clone();
-            let args: Vec<Value> = args.into_iter().map(Value::str).collect();
-            let changes = props_from_args(&mut ctx, &class, &args, None).map_err(data)?;
-            items::create(&mut ctx, &class, changes).map_err(data)?;
-        }
-    }
-    tx.commit().map_err(|e| InitError::Data(e.to_string()))?;
-    Ok(())
+        ],
+    )
 }

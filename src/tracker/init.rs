@@ -155,11 +155,21 @@ fn build(
     let data = load_initial_data(&tmp.join("initial_data.toml"), &vars)
         .map_err(|e| InitError::Schema(e.to_string()))?;
     let tracker = Tracker::from_parts(name, tmp, schema, settings_from_config(&config))?;
+    create_as_admin(&tracker, &data.creates)
+}
+
+/// Creates items as the admin user (id 1), each through the same argument
+/// parsing, checks and detectors as an XML-RPC `create`, in one transaction.
+pub fn create_as_admin(
+    tracker: &Tracker,
+    creates: &[(String, Vec<String>)],
+) -> Result<(), InitError> {
     let admin = UserCtx {
         id: 1,
         username: "admin".into(),
         roles: vec!["admin".into()],
     };
+    let data = |e: crate::error::Error| InitError::Data(e.to_string());
     let mut tx = tracker
         .store
         .write()
@@ -167,27 +177,22 @@ fn build(
     {
         let mut ctx = Ctx {
             tx: &mut *tx,
-            tracker: &tracker,
+            tracker,
             user: &admin,
             now: Date::now(),
             outbox: Vec::new(),
             burned_ids: Vec::new(),
         };
-        for (class_name, props) in &data.creates {
-            let class = ctx
-                .class(class_name)
-                .map_err(|e| InitError::Data(e.to_string()))?
-                .clone();
+        for (class_name, props) in creates {
+            let class = ctx.class(class_name).map_err(data)?.clone();
             let args: Vec<crate::xmlrpc::Value> = props
                 .iter()
                 .map(|p| crate::xmlrpc::Value::str(p.as_str()))
                 .collect();
-            let changes = props_from_args(&mut ctx, &class, &args, None)
-                .map_err(|e| InitError::Data(e.to_string()))?;
+            let changes = props_from_args(&mut ctx, &class, &args, None).map_err(data)?;
             items::create(&mut ctx, &class, changes)
                 .map_err(|e| InitError::Data(format!("{class_name}: {e}")))?;
         }
     }
-    tx.commit().map_err(|e| InitError::Data(e.to_string()))?;
-    Ok(())
+    tx.commit().map_err(|e| InitError::Data(e.to_string()))
 }
