@@ -69,26 +69,35 @@ class Stats:
     def __init__(self, rs, g):
         rps = [r["rps"] for r in rs]
         self.rps, self.rps_min, self.rps_max = statistics.median(rps), min(rps), max(rps)
-        self.p50 = statistics.median(r["p50_us"] for r in rs) / 1000
-        self.p99 = statistics.median(r["p99_us"] for r in rs) / 1000
+        answered = [r for r in rs if r["requests"]] or rs
+        self.p50 = statistics.median(r["p50_us"] for r in answered) / 1000
+        self.p99 = statistics.median(r["p99_us"] for r in answered) / 1000
         self.errors = sum(r["faults"] + r["status"] + r["timeout"] + r["read"] + r["write"]
                           + r["connect"] for r in rs)
         self.requests = sum(r["requests"] for r in rs)
-        self.cpu = g["cpu"] if g else float("nan")
+        self.cpu = g["cpu"] if g and self.requests else float("nan")
         self.hwm = g["hwm"] / 1024 if g else float("nan")
 
 
 def num(x):
-    """Thousands separated by a thin space, as the README does."""
+    """Thousands separated by a space, as the README does; one decimal below 100."""
+    if x != x:
+        return "–"
+    if x < 100 and x != int(x):
+        return "%.1f" % x
     return "{:,.0f}".format(x).replace(",", " ")
 
 
 def ms(x):
+    if x != x or x <= 0:
+        return "–"
     return "%.2f" % x if x < 10 else "%.1f" % x if x < 100 else "%.0f" % x
 
 
 def ratio(a, b):
-    return "%.2f×" % (a / b) if b else "–"
+    if not b or a != a or b != b or a <= 0:
+        return "–"
+    return "%.2f×" % (a / b) if a / b < 100 else "%.0f×" % (a / b)
 
 
 def main():
@@ -111,7 +120,7 @@ def main():
     p()
 
     # ---------------------------------------------------------------- targets
-    p("#### Targets (%d-issue tracker)" % main_size)
+    p("#### Targets (%s-issue tracker)" % num(main_size))
     p()
     p("| target | measured | met |")
     p("|---|---|---|")
@@ -151,7 +160,8 @@ def main():
         if e["kind"] == "STARTUP" and int(e.get("size", 0)) == main_size:
             first = float(e["first_ms"])
             row("start-up to first `schema` answer ≤ 100 ms",
-                "%s ms (listening after %s ms)" % (ms(first), ms(float(e["ready_ms"]))),
+                "%s ms (listening after %s ms, `/health` after %s ms)"
+                % (ms(first), ms(float(e["ready_ms"])), ms(float(e["health_ms"]))),
                 first <= 100)
     p()
 
@@ -186,6 +196,9 @@ def main():
             p("| " + " | ".join(cells) + " |")
     p()
     p("p50 / p99, CPU and RSS columns are for the %s-issue tracker." % num(main_size))
+    if "Roundup 2.6 req/s" in head:
+        p("Roundup's standalone server has no `system.multicall`: its multicall requests "
+          "all end in a fault.")
     p()
 
     # ---------------------------------------------------------------- per workload
@@ -221,11 +234,15 @@ def main():
                                          e["seconds"],
                                          num(int(e["creates"]) / float(e["seconds"]))))
     p()
-    p("#### Memory at rest, 1 000 idle keep-alive connections, start-up")
+    p("#### Memory, 1 000 idle keep-alive connections, start-up")
     p()
-    p("| target | RSS at rest MB | RSS with 1 000 idle conns MB | start-up: listening / first "
-      "`schema` ms (median of 5) |")
-    p("|---|---|---|---|")
+    p("RSS at rest: a fresh process after one call. After the mix: at the end of the "
+      "workload mix. Start-up: exec to the `listening on` line / to `GET /health` / to "
+      "the first authenticated `schema` answer, median of 5.")
+    p()
+    p("| target | RSS at rest MB | after the mix MB | with 1 000 idle conns MB | "
+      "start-up ms |")
+    p("|---|---|---|---|---|")
     rows = defaultdict(dict)
     for e in extra:
         key = (e.get("label"), e.get("size", ""))
@@ -236,12 +253,15 @@ def main():
         name = label + (" " + num(int(size)) if size else "")
         idle = d.get("IDLE")
         st = d.get("STARTUP")
-        p("| %s | %.1f | %s | %s |" % (
+        loaded = d.get("LOADED")
+        p("| %s | %.1f | %s | %s | %s |" % (
             name, int(d["BASE"]["rss_kb"]) / 1024,
+            "%.1f" % (int(loaded["rss_kb"]) / 1024) if loaded else "–",
             "%.1f (+%.1f; %s/%s answered)" % (int(idle["rss_after_kb"]) / 1024,
                                              int(idle["delta_kb"]) / 1024, idle["ok"],
                                              idle["count"]) if idle else "–",
-            "%s / %s" % (ms(float(st["ready_ms"])), ms(float(st["first_ms"]))) if st else "–"))
+            "%s / %s / %s" % (ms(float(st["ready_ms"])), ms(float(st["health_ms"])),
+                              ms(float(st["first_ms"]))) if st else "–"))
 
 
 if __name__ == "__main__":

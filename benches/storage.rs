@@ -70,7 +70,11 @@ fn seeded_tracker() -> (TempDir, Tracker) {
     let dir = std::env::temp_dir().join(format!("rxs-bench-storage-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let guard = TempDir(dir.clone());
-    init(&dir, "admin", None, &[]).expect("init tracker");
+    let settings = [
+        "admin_email=admin@example.com".to_string(),
+        "mail_domain=example.com".to_string(),
+    ];
+    init(&dir, "admin", None, &settings).expect("init tracker");
     let tracker = Tracker::open(&dir, "bench").expect("open tracker");
     let (users, issues) = (class(&tracker, "user"), class(&tracker, "issue"));
     let now = Date::now();
