@@ -8,7 +8,6 @@ use crate::detectors::mail;
 use crate::dispatch::{self, Methods};
 use crate::error::{decode_fault, Error};
 use crate::http::{RpcHandler, RpcRequest, RpcResponse};
-use crate::hyperdb::Date;
 use crate::items::Ctx;
 use crate::security::{split_roles, UserCtx};
 use crate::store::{Multilinks, PropValue};
@@ -363,14 +362,7 @@ impl TrackerMethods<'_> {
             store.read()?
         };
         let (result, outbox, burned) = {
-            let mut ctx = Ctx {
-                tx: &mut *tx,
-                tracker: self.tracker,
-                user: self.user,
-                now: Date::now(),
-                outbox: Vec::new(),
-                burned_ids: Vec::new(),
-            };
+            let mut ctx = Ctx::new(&mut *tx, self.tracker, self.user);
             let r = (method.run)(&mut ctx, params);
             (r, ctx.outbox, ctx.burned_ids)
         };

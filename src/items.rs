@@ -30,7 +30,20 @@ pub struct Ctx<'a> {
     pub burned_ids: Vec<(String, Id)>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context for one call by `user` inside `tx`, with "now" taken at this
+    /// moment and nothing queued yet.
+    pub fn new(tx: &'a mut dyn Tx, tracker: &'a Tracker, user: &'a UserCtx) -> Ctx<'a> {
+        Ctx {
+            tx,
+            tracker,
+            user,
+            now: Date::now(),
+            outbox: Vec::new(),
+            burned_ids: Vec::new(),
+        }
+    }
+
     /// The class called `name`, or Roundup's unknown-class KeyError.
     pub fn class(&self, name: &str) -> Result<&ClassDef> {
         self.tracker

@@ -31,7 +31,6 @@ use roundup_xmlrpc::api;
 use roundup_xmlrpc::api::args::props_from_args;
 use roundup_xmlrpc::dispatch::{self, Methods};
 use roundup_xmlrpc::error::Error;
-use roundup_xmlrpc::hyperdb::Date;
 use roundup_xmlrpc::items::Ctx;
 use roundup_xmlrpc::security::UserCtx;
 use roundup_xmlrpc::tracker::{init, Tracker};
@@ -73,13 +72,7 @@ fn call(
         store.read()?
     };
     let value = {
-        let mut ctx = Ctx {
-            tx: &mut *tx,
-            tracker,
-            user,
-            now: Date::now(),
-            outbox: Vec::new(),
-        };
+        let mut ctx = Ctx::new(&mut *tx, tracker, user);
         (method.run)(&mut ctx, params)?
     };
     if commit {
@@ -616,13 +609,7 @@ fn one_input(u: &mut Unstructured<'_>, w: &World) -> AResult<()> {
             tracker.store.read()
         }
         .expect("transaction");
-        let mut ctx = Ctx {
-            tx: &mut *tx,
-            tracker,
-            user,
-            now: Date::now(),
-            outbox: Vec::new(),
-        };
+        let mut ctx = Ctx::new(&mut *tx, tracker, user);
         let result = props_from_args(&mut ctx, &class, &args, itemid);
         if w.trace {
             eprintln!(

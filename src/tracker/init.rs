@@ -6,7 +6,6 @@ use super::config::{load_config, parse_setting_arg, write_settings};
 use super::load::{load_initial_data, load_schema};
 use super::{settings_from_config, OpenError, Tracker};
 use crate::api::args::props_from_args;
-use crate::hyperdb::Date;
 use crate::items::{self, Ctx};
 use crate::security::UserCtx;
 use std::collections::HashMap;
@@ -175,14 +174,7 @@ pub fn create_as_admin(
         .write()
         .map_err(|e| InitError::Data(e.to_string()))?;
     {
-        let mut ctx = Ctx {
-            tx: &mut *tx,
-            tracker,
-            user: &admin,
-            now: Date::now(),
-            outbox: Vec::new(),
-            burned_ids: Vec::new(),
-        };
+        let mut ctx = Ctx::new(&mut *tx, tracker, &admin);
         for (class_name, props) in creates {
             let class = ctx.class(class_name).map_err(data)?.clone();
             let args: Vec<crate::xmlrpc::Value> = props
