@@ -10,7 +10,7 @@ use crate::error::{decode_fault, Error};
 use crate::http::{RpcHandler, RpcRequest, RpcResponse};
 use crate::items::Ctx;
 use crate::security::{split_roles, UserCtx};
-use crate::store::{Multilinks, PropValue};
+use crate::store::{Multilinks, PropValue, Tx};
 use crate::tracker::Tracker;
 use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONNECTION, RETRY_AFTER};
@@ -255,8 +255,15 @@ enum LoginError {
 }
 
 impl App {
-    /// Resolves the caller to a user, enforcing the failed-login limiter.
-    fn login(&self, m: &Mounted, creds: &Credentials, peer: &str) -> Result<UserCtx, LoginError> {
+    /// Resolves the caller to a user, enforcing the failed-login limiter. The user
+    /// is read in `tx`, the transaction the call then runs in if it only reads.
+    fn login(
+        &self,
+        m: &Mounted,
+        creds: &Credentials,
+        peer: &str,
+        tx: &mut dyn Tx,
+    ) -> Result<UserCtx, LoginError> {
         let tracker = &m.tracker;
         let (username, password) = match creds {
             Credentials::Anonymous => ("anonymous".to_string(), None),
@@ -288,7 +295,6 @@ impl App {
             return Err(LoginError::Invalid);
         };
         let found = (|| -> crate::store::Result<Option<crate::store::Item>> {
-            let mut tx = tracker.store.read()?;
             match tx.lookup(users, "username", &username)? {
                 Some(id) => tx.get(users, id, Multilinks::None),
                 None => Ok(None),
@@ -351,15 +357,18 @@ fn user_ctx(user: &crate::store::Item, username: String) -> UserCtx {
 struct TrackerMethods<'a> {
     tracker: &'a Tracker,
     user: &'a UserCtx,
+    /// The read transaction the login ran in, for the first read-only method to
+    /// reuse (one snapshot and one BEGIN for the login and a single read call).
+    login_tx: Option<Box<dyn Tx + 'a>>,
 }
 
 impl TrackerMethods<'_> {
     fn run(&mut self, method: &api::Method, params: &[Value]) -> Result<Value, Error> {
         let store = &self.tracker.store;
-        let mut tx = if method.writes {
-            store.write()?
-        } else {
-            store.read()?
+        let mut tx = match self.login_tx.take() {
+            Some(tx) if !method.writes => tx,
+            _ if method.writes => store.write()?,
+            _ => store.read()?,
         };
         let (result, outbox, burned) = {
             let mut ctx = Ctx::new(&mut *tx, self.tracker, self.user);
@@ -468,7 +477,15 @@ impl RpcHandler for App {
             }
         };
         let peer = req.peer.ip().to_string();
-        let user = match self.login(m, &creds, &peer) {
+        let tracker = &*m.tracker;
+        let mut login_tx = match tracker.store.read() {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(tracker = %m.name, error = %e, "cannot read users");
+                return fault_response(&Error::from(e).to_fault());
+            }
+        };
+        let user = match self.login(m, &creds, &peer, &mut *login_tx) {
             Ok(u) => u,
             Err(LoginError::Invalid) => {
                 tracing::info!(peer = %req.peer, tracker = %m.name, "invalid login");
@@ -492,7 +509,10 @@ impl RpcHandler for App {
                 return fault_response(&decode_fault(&e));
             }
         };
-        let tracker = &*m.tracker;
+        // A write (or a multicall, whose calls each get their own transaction)
+        // should not keep the login's snapshot open.
+        let reuse = call.name != "system.multicall"
+            && api::method(&call.name).is_some_and(|method| !method.writes);
         let outcome = if !tracker
             .security
             .has_permission_static(&user, "Xmlrpc Access", None, None)
@@ -502,6 +522,7 @@ impl RpcHandler for App {
             let mut methods = TrackerMethods {
                 tracker,
                 user: &user,
+                login_tx: reuse.then_some(login_tx),
             };
             dispatch::dispatch(&mut methods, &call)
         };

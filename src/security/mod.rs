@@ -39,8 +39,8 @@ pub fn split_roles(roles: &str) -> Vec<String> {
         .collect()
 }
 
-/// Grants indexed for fast lookup: role -> permission name -> class (None = any)
-/// -> grant indexes.
+/// Grants indexed for fast lookup: role -> permission name -> class -> grant
+/// indexes.
 #[derive(Debug)]
 pub struct Security {
     index: HashMap<String, PermIndex>,
@@ -48,8 +48,16 @@ pub struct Security {
     schema: Arc<Schema>,
 }
 
-/// Grants of one role: permission name -> class (None = any) -> grant indexes.
-type PermIndex = HashMap<String, HashMap<Option<String>, Vec<usize>>>;
+/// Grants of one role: permission name -> its grants by class.
+type PermIndex = HashMap<String, ByClass>;
+
+/// One role's grants of one permission: those for any class, and those for one
+/// class (looked up by `&str`, so a permission check allocates nothing).
+#[derive(Debug, Default)]
+struct ByClass {
+    global: Vec<usize>,
+    class: HashMap<String, Vec<usize>>,
+}
 
 impl Security {
     /// Indexes the grants of a schema.
@@ -57,14 +65,15 @@ impl Security {
         let mut index: HashMap<String, PermIndex> = HashMap::new();
         for (i, g) in schema.grants.iter().enumerate() {
             for role in &g.roles {
-                index
+                let by_class = index
                     .entry(role.to_lowercase())
                     .or_default()
                     .entry(g.permission.clone())
-                    .or_default()
-                    .entry(g.class.clone())
-                    .or_default()
-                    .push(i);
+                    .or_default();
+                match &g.class {
+                    None => by_class.global.push(i),
+                    Some(c) => by_class.class.entry(c.clone()).or_default().push(i),
+                }
             }
         }
         Security {
@@ -87,12 +96,15 @@ impl Security {
             .filter_map(move |r| self.index.get(r))
             .filter_map(move |perms| perms.get(perm))
             .flat_map(move |by_class| {
-                let global = by_class.get(&None).into_iter().flatten();
                 let specific = class
-                    .and_then(|c| by_class.get(&Some(c.to_string())))
+                    .and_then(|c| by_class.class.get(c))
                     .into_iter()
                     .flatten();
-                global.chain(specific).map(move |&i| &self.grants[i])
+                by_class
+                    .global
+                    .iter()
+                    .chain(specific)
+                    .map(move |&i| &self.grants[i])
             })
     }
 
@@ -135,10 +147,7 @@ impl Security {
         itemid: Option<Id>,
     ) -> crate::store::Result<bool> {
         // Cheap first: grants without a check condition.
-        if self
-            .candidates(user, perm, class)
-            .any(|g| g.check.is_none() && Self::matches_static(g, class, prop))
-        {
+        if self.has_permission_unchecked(user, perm, class, prop) {
             return Ok(true);
         }
         for g in self.candidates(user, perm, class) {
@@ -157,6 +166,20 @@ impl Security {
             }
         }
         Ok(false)
+    }
+
+    /// True if a grant without a check condition answers `hasPermission` for
+    /// `class.prop`: then the answer is yes for every item of the class, and a
+    /// caller going through many items need not ask per item.
+    pub fn has_permission_unchecked(
+        &self,
+        user: &UserCtx,
+        perm: &str,
+        class: Option<&str>,
+        prop: Option<&str>,
+    ) -> bool {
+        self.candidates(user, perm, class)
+            .any(|g| g.check.is_none() && Self::matches_static(g, class, prop))
     }
 
     /// `hasPermission` for questions that never run a check (no item): class-level

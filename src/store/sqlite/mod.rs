@@ -6,6 +6,7 @@
 //! (WAL mode: readers never wait for the writer). Every method here is blocking
 //! and is called from blocking threads, never from the async executor.
 
+mod checkpoint;
 mod ddl;
 mod files;
 mod query;
@@ -23,6 +24,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use ddl::{columns as class_columns, DB_VERSION};
+
+/// Page cache per reader connection, in KiB, as SQLite's negative `cache_size`.
+const READER_CACHE_KIB: i64 = -1024;
 
 /// How many idle reader connections are kept.
 const MAX_IDLE_READERS: usize = 16;
@@ -50,6 +54,9 @@ pub struct SqliteStore {
     options: Options,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Moves committed WAL frames into the database off the commit path; stops
+    /// when the store is dropped.
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -78,6 +85,9 @@ fn open_conn(path: &Path, options: &Options, read_only: bool) -> Result<Connecti
     conn.set_prepared_statement_cache_capacity(256);
     if read_only {
         conn.pragma_update(None, "query_only", "1")?;
+        // Each pooled reader has its own page cache; the OS caches the file for
+        // all of them, so a small one per reader keeps the RSS down.
+        conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     }
     Ok(conn)
 }
@@ -90,7 +100,11 @@ impl SqliteStore {
         let db_path = db_dir.join("db");
         let mut writer = open_conn(&db_path, &options, false)?;
         ddl::sync_schema(&mut writer, &schema)?;
+        writer.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES)?;
+        let checkpointer =
+            checkpoint::Checkpointer::start(open_conn(&db_path, &options, false)?, &db_path);
         Ok(SqliteStore {
+            _checkpointer: checkpointer,
             db_path,
             files: db_dir.join("files"),
             schema,
@@ -125,7 +139,7 @@ impl SqliteStore {
         } else {
             Conn::Reader(self.reader()?)
         };
-        conn.execute_batch(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
+        run_cached(&conn, if write { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
         Ok(SqliteTx {
             conn,
             store: self,
@@ -144,6 +158,14 @@ impl Store for SqliteStore {
     fn write(&self) -> Result<Box<dyn Tx + '_>> {
         Ok(Box::new(self.begin(true)?))
     }
+}
+
+/// Runs a parameterless statement through the connection's statement cache
+/// (`BEGIN`, `COMMIT`, `ROLLBACK` run on every call; parsing them each time shows
+/// in the profile).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 /// A reader connection that goes back to the pool when dropped.
@@ -205,7 +227,7 @@ pub struct SqliteTx<'a> {
 impl Drop for SqliteTx<'_> {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = run_cached(&self.conn, "ROLLBACK");
             for s in &self.staged {
                 s.discard();
             }
@@ -392,9 +414,12 @@ impl Tx for SqliteTx<'_> {
         Ok(stmt.exists([id])?)
     }
 
+    // `+__retired__` in the whole-class scans below keeps SQLite off the
+    // `__retired__` index: nearly every row is live, and a rowid scan reads them
+    // in id order without a seek per row (list of 10 000 titles: 4.9 -> 2.6 ms).
     fn list(&mut self, class: &ClassDef) -> Result<Vec<Id>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "select id from _{} where __retired__=0 order by id",
+            "select id from _{} where +__retired__=0 order by id",
             class.name
         ))?;
         let ids = stmt
@@ -415,7 +440,7 @@ impl Tx for SqliteTx<'_> {
             let cn = &class.name;
             let sql = format!(
                 "select c.id, m.linkid from _{cn} c left join {cn}_{pn} m on m.nodeid=c.id \
-                 where c.__retired__=0 order by c.id, m.linkid",
+                 where +c.__retired__=0 order by c.id, m.linkid",
                 pn = p.name
             );
             let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -440,7 +465,7 @@ impl Tx for SqliteTx<'_> {
             return Ok(Vec::new());
         };
         let sql = format!(
-            "select id, _{prop} from _{} where __retired__=0 order by id",
+            "select id, _{prop} from _{} where +__retired__=0 order by id",
             class.name
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -476,9 +501,8 @@ impl Tx for SqliteTx<'_> {
         self.ensure_write()?;
         let num: Option<i64> = self
             .conn
-            .query_row("select num from ids where name=?1", [&class.name], |r| {
-                r.get(0)
-            })
+            .prepare_cached("select num from ids where name=?1")?
+            .query_row([&class.name], |r| r.get(0))
             .optional()?;
         let id = match num {
             Some(n) => n,
@@ -495,10 +519,9 @@ impl Tx for SqliteTx<'_> {
                 max
             }
         };
-        self.conn.execute(
-            "update ids set num=?2 where name=?1",
-            rusqlite::params![class.name, id + 1],
-        )?;
+        self.conn
+            .prepare_cached("update ids set num=?2 where name=?1")?
+            .execute(rusqlite::params![class.name, id + 1])?;
         Ok(id)
     }
 
@@ -681,13 +704,13 @@ impl Tx for SqliteTx<'_> {
             None => {
                 let n: i64 = self
                     .conn
-                    .query_row("select num from ids where name='__textids'", [], |r| {
-                        r.get(0)
-                    })
+                    .prepare_cached("select num from ids where name='__textids'")?
+                    .query_row([], |r| r.get(0))
                     .optional()?
                     .unwrap_or(1);
                 self.conn
-                    .execute("update ids set num=?1 where name='__textids'", [n + 1])?;
+                    .prepare_cached("update ids set num=?1 where name='__textids'")?
+                    .execute([n + 1])?;
                 self.conn
                     .prepare_cached("insert into __textids (_textid, _class, _itemid, _prop) values (?1,?2,?3,?4)")?
                     .execute(rusqlite::params![n, ident.0, ident.1, ident.2])?;
@@ -710,7 +733,7 @@ impl Tx for SqliteTx<'_> {
         for s in &self.staged {
             s.install()?;
         }
-        match self.conn.execute_batch("COMMIT") {
+        match run_cached(&self.conn, "COMMIT") {
             Ok(()) => {
                 self.open = false;
                 for s in &self.staged {
