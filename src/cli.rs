@@ -149,18 +149,20 @@ pub struct ServeArgs {
     /// TCP port to listen on.
     ///
     /// 0 picks a free port. The address actually bound is printed on stdout as
-    /// "listening on http://ADDR:PORT/". Ignored when systemd passes a listening
-    /// socket (socket activation, LISTEN_FDS).
-    #[arg(short = 'p', long, value_name = "PORT", default_value_t = 8000)]
-    pub port: u16,
+    /// "listening on http://ADDR:PORT/". Default: the port of the first tracker's
+    /// config.ini [xmlrpc_server] bind, else 8000. Ignored when systemd passes a
+    /// listening socket (socket activation, LISTEN_FDS).
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<u16>,
     /// IP address to listen on.
     ///
-    /// Loopback by default: put a TLS proxy in front, and use 0.0.0.0 or :: only
-    /// when clients must reach this server directly (it speaks plain HTTP, so
+    /// Default: the address of the first tracker's config.ini [xmlrpc_server] bind,
+    /// else 127.0.0.1 (loopback): put a TLS proxy in front, and use 0.0.0.0 or ::
+    /// only when clients must reach this server directly (it speaks plain HTTP, so
     /// passwords would cross the network in clear text). Ignored when systemd passes
     /// a listening socket.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
-    pub bind: IpAddr,
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
     /// Believe the forwarding header of requests from this proxy (repeatable).
     ///
     /// An IP address or a network in CIDR form (127.0.0.1, ::1, 10.0.0.0/8). When the

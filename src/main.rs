@@ -207,7 +207,7 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
             "no tracker given: use -i DIR or NAME=DIR",
         ));
     }
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         trusted_proxies: trusted_proxies(args, &trackers)?,
         forwarded_header: match args.forwarded_header {
             ForwardedHeaderArg::XForwardedFor => ForwardedHeader::XForwardedFor,
@@ -215,14 +215,55 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
         },
         ..ServerConfig::default()
     };
+    let bind = apply_daemon_options(&mut config, &trackers)?;
     let default_root = args.instance.is_some();
-    let addr = SocketAddr::new(args.bind, args.port);
+    let addr = SocketAddr::new(
+        args.bind.or(bind.map(|b| b.ip())).unwrap_or(DEFAULT_BIND),
+        args.port.or(bind.map(|b| b.port())).unwrap_or(DEFAULT_PORT),
+    );
     let listen = Listen {
         addr,
         inherited,
         demo: None,
     };
     serve(trackers, default_root, listen, config)
+}
+
+/// Where `serve` listens when neither the command line nor config.ini says.
+const DEFAULT_BIND: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+const DEFAULT_PORT: u16 = 8000;
+
+/// Applies the daemon-wide options of the trackers' config.ini `[xmlrpc_server]`
+/// sections to `config`: the smallest `max_connections`, `max_request_bytes` and
+/// `request_timeout_sec` any tracker sets (one process serves them all, so the
+/// strictest wins). Returns the first tracker's `bind`, for the command line to
+/// override.
+fn apply_daemon_options(
+    config: &mut ServerConfig,
+    trackers: &[Arc<Tracker>],
+) -> Result<Option<SocketAddr>, Fatal> {
+    let mut bind = None;
+    for (i, tracker) in trackers.iter().enumerate() {
+        let conf = config::load_config(&tracker.dir)
+            .map_err(|e| Fatal::new(exit::BAD_CONFIG, e.to_string()))?;
+        let server = conf.server;
+        if i == 0 {
+            bind = server.bind;
+        }
+        if let Some(n) = server.max_connections {
+            config.max_connections = config.max_connections.min(n);
+        }
+        if let Some(n) = server.max_request_bytes {
+            config.max_body_bytes = config.max_body_bytes.min(n);
+            config.max_decoded_body_bytes = config.max_decoded_body_bytes.min(n);
+        }
+        if let Some(secs) = server.request_timeout_sec {
+            let t = std::time::Duration::from_secs(secs);
+            config.header_read_timeout = config.header_read_timeout.min(t);
+            config.body_read_timeout = config.body_read_timeout.min(t);
+        }
+    }
+    Ok(bind)
 }
 
 /// The proxies whose forwarding header is believed: `--trusted-proxy` if given,

@@ -243,6 +243,65 @@ def test_health(ours_target, tracker_copy):
                          log_text(srv))
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_config_bind_used_without_command_line(ours_target, tracker_copy):
+    """[xmlrpc_server] bind gives the address when --port/--bind are absent."""
+    port = free_port()
+    set_option(tracker_copy, "xmlrpc_server", "bind", "127.0.0.1:%d" % port)
+    cmd = [str(ours_target.binary), "-i", str(tracker_copy.home)]
+    with Server(ours_target, tracker_copy, command=cmd) as srv:
+        assert srv.port == port
+        assert srv.admin().display("status1", "name") == {"name": "unread"}
+
+
+def test_command_line_port_beats_config_bind(ours_target, tracker_copy):
+    port = free_port()
+    set_option(tracker_copy, "xmlrpc_server", "bind", "127.0.0.1:%d" % port)
+    with Server(ours_target, tracker_copy) as srv:  # --port 0
+        assert srv.port != port
+
+
+def test_config_limits_applied(ours_target, tracker_copy):
+    """max_request_bytes bounds bodies (413); max_connections caps
+    connections (503 above it); request_timeout_sec bounds a slow sender."""
+    set_option(tracker_copy, "xmlrpc_server", "max_request_bytes", "2000")
+    set_option(tracker_copy, "xmlrpc_server", "max_connections", "3")
+    set_option(tracker_copy, "xmlrpc_server", "request_timeout_sec", "2")
+    with Server(ours_target, tracker_copy) as srv:
+        small = xmlrpc.client.dumps(("status1", "name"), "display").encode()
+        assert raw_post(srv, small)[0] == 200
+        big = xmlrpc.client.dumps(("x" * 3000,), "lookup").encode()
+        assert raw_post(srv, big)[0] == 413
+        # Three idle connections fill the cap; a fourth is refused.
+        held = [socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                for _ in range(3)]
+        try:
+            time.sleep(0.3)
+            extra = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert extra.recv(100).startswith(b"HTTP/1.1 503")
+            extra.close()
+        finally:
+            for c in held:
+                c.close()
+        # A request whose body never completes is cut off after ~2 s, not 30.
+        time.sleep(0.3)
+        slow = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        slow.sendall(b"POST /demo/xmlrpc HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 100\r\n\r\n<?xml")
+        started = time.monotonic()
+        data = slow.recv(1000)
+        elapsed = time.monotonic() - started
+        slow.close()
+        assert elapsed < 10, elapsed
+        assert data == b"" or data.startswith(b"HTTP/1.1 408"), data
+
+
 # --------------------------------------------------------------------------
 # systemd: readiness notification and socket activation
 
