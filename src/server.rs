@@ -129,7 +129,7 @@ impl Default for ServerConfig {
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 1024,
             request_deadline: Duration::from_secs(60),
-            max_blocking_handlers: 16,
+            max_blocking_handlers: 8,
             shutdown_grace: Duration::from_secs(10),
             max_headers: 100,
             max_header_bytes: 64 << 10,

@@ -52,11 +52,14 @@ pub fn list(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
         if !known {
             return Err(Error::KeyError(prop));
         }
-        if let Some(crate::store::PropValue::Password(p)) = &value {
-            out.push(super::values::password_struct(Some(p)));
-            continue;
+        match value {
+            Some(crate::store::PropValue::Password(p)) => {
+                out.push(super::values::password_struct(Some(&p)))
+            }
+            // Moved, not copied: ten thousand titles are most of a list's work.
+            Some(crate::store::PropValue::String(s)) => out.push(Value::String(s)),
+            value => out.push(encode(value.as_ref(), BoolAs::Int)),
         }
-        out.push(encode(value.as_ref(), BoolAs::Int));
     }
     Ok(Value::Array(out))
 }

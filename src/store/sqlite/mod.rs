@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use ddl::{columns as class_columns, DB_VERSION};
 
 /// Page cache per reader connection, in KiB, as SQLite's negative `cache_size`.
-const READER_CACHE_KIB: i64 = -1024;
+const READER_CACHE_KIB: i64 = -512;
 
 /// How many idle reader connections are kept.
 const MAX_IDLE_READERS: usize = 16;
@@ -57,6 +57,8 @@ pub struct SqliteStore {
     /// Moves committed WAL frames into the database off the commit path; stops
     /// when the store is dropped.
     _checkpointer: checkpoint::Checkpointer,
+    /// Row queries of the schema's classes, by class name.
+    rows: std::collections::HashMap<String, RowShape>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -103,8 +105,14 @@ impl SqliteStore {
         writer.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES)?;
         let checkpointer =
             checkpoint::Checkpointer::start(open_conn(&db_path, &options, false)?, &db_path);
+        let rows = schema
+            .classes
+            .iter()
+            .map(|c| (c.name.clone(), RowShape::new(c)))
+            .collect();
         Ok(SqliteStore {
             _checkpointer: checkpointer,
+            rows,
             db_path,
             files: db_dir.join("files"),
             schema,
@@ -166,6 +174,60 @@ impl Store for SqliteStore {
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
+}
+
+/// How one class's row is read by `get`: the SQL, and which column holds which
+/// property. Built once per class when the store opens.
+struct RowShape {
+    /// The class's properties when built, to notice a different `ClassDef`.
+    names: Vec<(String, PropType)>,
+    sql: String,
+    /// (column index, property name, type) of every property column.
+    props: Vec<(usize, String, PropType)>,
+    retired_col: usize,
+}
+
+impl RowShape {
+    fn new(class: &ClassDef) -> RowShape {
+        let cols = ddl::columns(class);
+        let names: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
+        let sql = format!(
+            "select {},__retired__ from _{} where id=?1",
+            names.join(","),
+            class.name
+        );
+        let mut props = Vec::new();
+        for (i, (col, _)) in cols.iter().enumerate() {
+            let Some(prop) = col.strip_prefix('_') else {
+                continue;
+            };
+            if prop.starts_with('_') {
+                continue; // __x_int__ helper columns
+            }
+            if let Some(kind) = column_kind(class, prop) {
+                props.push((i, prop.to_string(), kind.into_owned()));
+            }
+        }
+        RowShape {
+            names: class
+                .properties
+                .iter()
+                .map(|p| (p.name.clone(), p.kind.clone()))
+                .collect(),
+            sql,
+            props,
+            retired_col: cols.len(),
+        }
+    }
+
+    fn matches(&self, class: &ClassDef) -> bool {
+        self.names.len() == class.properties.len()
+            && self
+                .names
+                .iter()
+                .zip(&class.properties)
+                .all(|((n, k), p)| *n == p.name && *k == p.kind)
+    }
 }
 
 /// A reader connection that goes back to the pool when dropped.
@@ -239,7 +301,11 @@ impl Drop for SqliteTx<'_> {
 fn cell_to_value(kind: &PropType, v: ValueRef<'_>) -> Option<PropValue> {
     let text = |v: ValueRef<'_>| -> Option<String> {
         match v {
-            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            // Valid UTF-8 (always, for what we write) takes the fast check.
+            ValueRef::Text(t) => Some(match std::str::from_utf8(t) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(t).into_owned(),
+            }),
             ValueRef::Integer(i) => Some(i.to_string()),
             ValueRef::Real(f) => Some(f.to_string()),
             ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -359,29 +425,22 @@ impl Tx for SqliteTx<'_> {
         id: Id,
         multilinks: Multilinks<'_>,
     ) -> Result<Option<Item>> {
-        let cols = ddl::columns(class);
-        let names: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
-        let sql = format!(
-            "select {},__retired__ from _{} where id=?1",
-            names.join(","),
-            class.name
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let built;
+        let shape = match self.store.rows.get(&class.name) {
+            Some(shape) if shape.matches(class) => shape,
+            _ => {
+                built = RowShape::new(class);
+                &built
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(&shape.sql)?;
         let row = stmt
             .query_row([id], |r| {
                 let mut values = Values::new();
-                for (i, (col, _)) in cols.iter().enumerate() {
-                    let Some(prop) = col.strip_prefix('_') else {
-                        continue;
-                    };
-                    if prop.starts_with('_') {
-                        continue; // __x_int__ helper columns
-                    }
-                    if let Some(kind) = column_kind(class, prop) {
-                        values.insert(prop.to_string(), cell_to_value(&kind, r.get_ref(i)?));
-                    }
+                for (i, prop, kind) in &shape.props {
+                    values.insert(prop.clone(), cell_to_value(kind, r.get_ref(*i)?));
                 }
-                let retired: Option<i64> = r.get(cols.len())?;
+                let retired: Option<i64> = r.get(shape.retired_col)?;
                 Ok((values, retired.unwrap_or(0) != 0))
             })
             .optional()?;
