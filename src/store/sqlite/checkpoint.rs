@@ -18,13 +18,16 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The writer's own `wal_autocheckpoint`, used only if the thread falls behind.
 pub(super) const FALLBACK_PAGES: i64 = 20_000;
 
 /// How often the thread looks at the WAL.
 const INTERVAL: Duration = Duration::from_millis(250);
+
+/// Least time between two warnings about failed checkpoints.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// The running checkpoint thread; dropping it stops the thread.
 pub(super) struct Checkpointer {
@@ -40,14 +43,21 @@ impl Checkpointer {
         let name = db_path.display().to_string();
         let thread = std::thread::Builder::new()
             .name("wal-checkpoint".into())
-            .spawn(move || loop {
-                match stopped.recv_timeout(INTERVAL) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    // Stop asked for, or the store is gone.
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-                }
-                if let Err(e) = checkpoint(&conn) {
-                    tracing::warn!(db = %name, error = %e, "WAL checkpoint failed");
+            .spawn(move || {
+                let mut last_warning: Option<Instant> = None;
+                loop {
+                    match stopped.recv_timeout(INTERVAL) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        // Stop asked for, or the store is gone.
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    if let Err(e) = checkpoint(&conn) {
+                        // A lasting failure (a read-only file) is said once a minute.
+                        if last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+                            tracing::warn!(db = %name, error = %e, "WAL checkpoint failed");
+                            last_warning = Some(Instant::now());
+                        }
+                    }
                 }
             })
             .ok();
@@ -78,4 +88,44 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
     })?;
     tracing::trace!(log, done, "WAL checkpoint");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_commits_into_the_database_file_and_stops_on_drop() {
+        let dir = std::env::temp_dir().join(format!("ckpt-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode=wal; PRAGMA wal_autocheckpoint=0;
+                 create table t (x text);",
+            )
+            .unwrap();
+        // Nothing copies the WAL back but the thread under test.
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        let checkpointer = Checkpointer::start(Connection::open(&path).unwrap(), &path);
+        writer
+            .execute_batch(
+                "begin; insert into t select hex(randomblob(100))
+                 from (with recursive n(i) as (select 1 union all select i+1 from n where i<2000)
+                 select i from n); commit;",
+            )
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while size() <= before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(size() > before, "the WAL was never checkpointed");
+        let started = Instant::now();
+        drop(checkpointer);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
