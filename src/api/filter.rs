@@ -238,6 +238,54 @@ fn text(v: &Value) -> String {
     py_str(v)
 }
 
+/// The condition for a Link or Multilink property: ids (`-1` matching an empty
+/// value) or, when any operand is a negative operator, Roundup's expression
+/// language. An empty list matches an empty value, as `-1` does.
+fn link_cond(p: String, v: &Value, uid: Id, to_user: bool, multilink: bool) -> Result<Cond> {
+    let make = |ids: Vec<i64>, empty: bool| {
+        if multilink {
+            Cond::MultilinkIn {
+                prop: p.clone(),
+                ids,
+                empty,
+            }
+        } else {
+            Cond::LinkIn {
+                prop: p.clone(),
+                ids,
+                null: empty,
+            }
+        }
+    };
+    Ok(match v {
+        Value::Array(items) => {
+            let ops: Vec<Option<i64>> = items
+                .iter()
+                .map(|x| link_operand(x, uid, to_user))
+                .collect();
+            if ops.iter().all(|o| o.is_some()) && ops.iter().flatten().any(|&o| o < -1) {
+                let ops: Vec<i64> = ops.into_iter().flatten().collect();
+                Cond::Expr {
+                    prop: p.clone(),
+                    multilink,
+                    expr: compile_expr(&ops)?,
+                }
+            } else {
+                let empty = items.is_empty() || ops.contains(&Some(-1));
+                make(
+                    ops.into_iter().flatten().filter(|&o| o >= 0).collect(),
+                    empty,
+                )
+            }
+        }
+        other => match link_operand(other, uid, to_user) {
+            Some(-1) => make(vec![], true),
+            Some(x) if x >= 0 => make(vec![x], false),
+            _ => Cond::Never,
+        },
+    })
+}
+
 /// A Link/Multilink filter value: `-1` (or `None`) is "empty", `@current_user` the caller.
 fn link_operand(v: &Value, uid: Id, to_user: bool) -> Option<i64> {
     match v {
@@ -339,90 +387,8 @@ fn leaf_cond(
             }
             Cond::Contains { prop: p, needles }
         }
-        PropType::Link { class: target, .. } => {
-            let to_user = target == "user";
-            match v {
-                Value::Array(items) => {
-                    let ops: Vec<Option<i64>> = items
-                        .iter()
-                        .map(|x| link_operand(x, uid, to_user))
-                        .collect();
-                    if ops.iter().all(|o| o.is_some()) && ops.iter().flatten().any(|&o| o < -1) {
-                        let ops: Vec<i64> = ops.into_iter().flatten().collect();
-                        Cond::Expr {
-                            prop: p,
-                            multilink: false,
-                            expr: compile_expr(&ops)?,
-                        }
-                    } else {
-                        let null = items.is_empty() || ops.contains(&Some(-1));
-                        let ids = ops.into_iter().flatten().filter(|&o| o >= 0).collect();
-                        Cond::LinkIn { prop: p, ids, null }
-                    }
-                }
-                other => match link_operand(other, uid, to_user) {
-                    Some(-1) => Cond::LinkIn {
-                        prop: p,
-                        ids: vec![],
-                        null: true,
-                    },
-                    Some(x) if x >= 0 => Cond::LinkIn {
-                        prop: p,
-                        ids: vec![x],
-                        null: false,
-                    },
-                    _ => Cond::Never,
-                },
-            }
-        }
-        PropType::Multilink { class: target, .. } => {
-            let to_user = target == "user";
-            match v {
-                Value::Array(items) => {
-                    let ops: Vec<Option<i64>> = items
-                        .iter()
-                        .map(|x| link_operand(x, uid, to_user))
-                        .collect();
-                    if items.is_empty() {
-                        Cond::MultilinkIn {
-                            prop: p,
-                            ids: vec![],
-                            empty: true,
-                        }
-                    } else if ops.iter().all(|o| o.is_some())
-                        && ops.iter().flatten().any(|&o| o < -1)
-                    {
-                        let ops: Vec<i64> = ops.into_iter().flatten().collect();
-                        Cond::Expr {
-                            prop: p,
-                            multilink: true,
-                            expr: compile_expr(&ops)?,
-                        }
-                    } else {
-                        let empty = ops.contains(&Some(-1));
-                        let ids = ops.into_iter().flatten().filter(|&o| o >= 0).collect();
-                        Cond::MultilinkIn {
-                            prop: p,
-                            ids,
-                            empty,
-                        }
-                    }
-                }
-                other => match link_operand(other, uid, to_user) {
-                    Some(-1) => Cond::MultilinkIn {
-                        prop: p,
-                        ids: vec![],
-                        empty: true,
-                    },
-                    Some(x) if x >= 0 => Cond::MultilinkIn {
-                        prop: p,
-                        ids: vec![x],
-                        empty: false,
-                    },
-                    _ => Cond::Never,
-                },
-            }
-        }
+        PropType::Link { class: target, .. } => link_cond(p, v, uid, target == "user", false)?,
+        PropType::Multilink { class: target, .. } => link_cond(p, v, uid, target == "user", true)?,
         PropType::Date => match v {
             Value::Array(items) => {
                 let mut values = Vec::new();

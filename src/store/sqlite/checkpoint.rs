@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 /// The writer's own `wal_autocheckpoint`, used only if the thread falls behind.
 pub(super) const FALLBACK_PAGES: i64 = 20_000;
 
-/// How often the thread looks at the WAL.
-const INTERVAL: Duration = Duration::from_millis(250);
+/// How often the thread checkpoints. Short rounds keep each round's fsync
+/// short: at 16 connections of creates, p99 was 19 ms at 50 ms, 47 ms at
+/// 250 ms, and 32 ms with SQLite's checkpoint inside the commit.
+const INTERVAL: Duration = Duration::from_millis(50);
 
 /// Least time between two warnings about failed checkpoints.
 const WARN_EVERY: Duration = Duration::from_secs(60);
