@@ -34,6 +34,9 @@ struct Mounted {
     /// so one client guessing many usernames is stopped without locking out
     /// everyone behind the same NAT after a few typos.
     peer_limiter: LoginLimiter,
+    /// Calls per user (anonymous: per client address), `[web]
+    /// api_calls_per_interval` per `api_interval_in_sec`; off when 0.
+    call_limiter: LoginLimiter,
 }
 
 /// How many more failures a client address may have than one username.
@@ -120,6 +123,10 @@ impl App {
                     peer_limiter: LoginLimiter::new(
                         s.api_failed_login_limit.saturating_mul(PEER_LIMIT_FACTOR),
                         Duration::from_secs(s.api_failed_login_interval),
+                    ),
+                    call_limiter: LoginLimiter::new(
+                        s.api_calls_per_interval,
+                        Duration::from_secs(s.api_interval),
                     ),
                     tracker: t,
                 }
@@ -233,6 +240,18 @@ fn too_many(r: RetryAfter, limiter: &LoginLimiter) -> RpcResponse {
         content_type: "text/plain; charset=utf-8",
         body: body.into_bytes(),
     }
+}
+
+/// The answer once a user has used up `api_calls_per_interval`: 429 with the
+/// rate-limit headers and a plain-text reason.
+fn too_many_calls(r: RetryAfter, limiter: &LoginLimiter) -> RpcResponse {
+    let mut response = too_many(r, limiter);
+    response.body = format!(
+        "Api rate limits exceeded. Please wait: {} seconds.\n",
+        r.secs
+    )
+    .into_bytes();
+    response
 }
 
 fn plain(status: StatusCode, text: &str) -> RpcResponse {
@@ -500,6 +519,17 @@ impl RpcHandler for App {
                 return fault_response(&Error::Store(e).to_fault());
             }
         };
+        // The optional call-rate limit (a GCRA cell per call, like the failed-login
+        // limiter's), answered like a failed-login lockout.
+        let call_key = if matches!(creds, Credentials::Anonymous) {
+            format!("CALL-PEER{peer}")
+        } else {
+            format!("CALL-USER{}", user.username)
+        };
+        if let Err(r) = m.call_limiter.take(&call_key, Instant::now()) {
+            tracing::warn!(peer = %req.peer, user = %user.username, "call-rate limit reached");
+            return too_many_calls(r, &m.call_limiter);
+        }
         let call = match xmlrpc::decode_request(&req.body, &self.limits) {
             Ok(c) => c,
             Err(e) => {

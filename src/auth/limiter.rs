@@ -135,6 +135,12 @@ impl LoginLimiter {
         self.test(tat, now).map(|_| ())
     }
 
+    /// Counts one event (a call, for the call-rate limit) for `key`, or returns
+    /// `Err` without counting when its budget is used up.
+    pub fn take(&self, key: &str, now: Instant) -> Result<(), RetryAfter> {
+        self.record_failure(key, now)
+    }
+
     /// Call after a failed login for `key` (also for unknown users): counts it, or
     /// returns `Err` without counting when the limit is already reached — possible
     /// when concurrent attempts all passed [`check`](Self::check), or when the caller

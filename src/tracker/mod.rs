@@ -76,6 +76,10 @@ pub struct Settings {
     pub api_failed_login_limit: u32,
     /// `[web] api_failed_login_interval_in_sec`.
     pub api_failed_login_interval: u64,
+    /// `[web] api_calls_per_interval`: calls allowed per user (0 = no limit).
+    pub api_calls_per_interval: u32,
+    /// `[web] api_interval_in_sec`.
+    pub api_interval: u64,
     /// `[rdbms] sqlite_timeout` in seconds.
     pub sqlite_timeout: u64,
     /// `[main] database`: the database directory (resolved against the tracker).
@@ -103,6 +107,8 @@ impl Default for Settings {
             mail_tls: false,
             api_failed_login_limit: 4,
             api_failed_login_interval: 600,
+            api_calls_per_interval: 0,
+            api_interval: 3600,
             sqlite_timeout: 30,
             database: PathBuf::from("db"),
         }
@@ -187,6 +193,8 @@ pub fn settings_from_config(c: &config::Config) -> Settings {
         mail_tls: c.mail.tls,
         api_failed_login_limit: c.web.api_failed_login_limit,
         api_failed_login_interval: c.web.api_failed_login_interval_in_sec,
+        api_calls_per_interval: c.web.api_calls_per_interval,
+        api_interval: c.web.api_interval_in_sec,
         sqlite_timeout: c.rdbms.sqlite_timeout,
         database: c.main.database.clone(),
     }

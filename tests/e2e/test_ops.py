@@ -302,6 +302,32 @@ def test_config_limits_applied(ours_target, tracker_copy):
         assert data == b"" or data.startswith(b"HTTP/1.1 408"), data
 
 
+def test_call_rate_limit(ours_target, tracker_copy):
+    """[web] api_calls_per_interval: the call after the budget gets 429 with
+    Retry-After and X-RateLimit-* headers; the limit is per user."""
+    set_option(tracker_copy, "web", "api_calls_per_interval", "3")
+    set_option(tracker_copy, "web", "api_interval_in_sec", "60")
+    with Server(ours_target, tracker_copy) as srv:
+        body = xmlrpc.client.dumps(("status1", "name"), "display").encode()
+        for _ in range(3):
+            assert raw_post(srv, body)[0] == 200
+        status, headers, data, _ = raw_post(srv, body)
+        assert status == 429, data
+        assert headers["Retry-After"] == "20"
+        assert headers["X-RateLimit-Limit"] == "3"
+        assert headers["X-RateLimit-Limit-Period"] == "60"
+        assert headers["X-RateLimit-Remaining"] == "0"
+        assert b"Please wait: 20 seconds" in data
+        # Anonymous callers have a budget of their own.
+        assert raw_post(srv, body, auth=None)[0] == 200
+
+
+def test_no_call_rate_limit_by_default(ours_target, tracker_copy):
+    with Server(ours_target, tracker_copy) as srv:
+        body = xmlrpc.client.dumps(("status1", "name"), "display").encode()
+        assert all(raw_post(srv, body)[0] == 200 for _ in range(30))
+
+
 # --------------------------------------------------------------------------
 # systemd: readiness notification and socket activation
 
