@@ -198,8 +198,7 @@ impl Security {
     /// True if the user holds `perm` on `class` through a grant without a check
     /// condition (Roundup's `skip_permissions_with_check=True`).
     pub fn has_unchecked(&self, user: &UserCtx, perm: &str, class: &str) -> bool {
-        self.candidates(user, perm, Some(class))
-            .any(|g| g.check.is_none() && Self::matches_static(g, Some(class), None))
+        self.has_permission_unchecked(user, perm, Some(class), None)
     }
 
     /// Roundup's `Role.searchable` across the user's roles: a View or Search grant
