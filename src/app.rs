@@ -291,13 +291,17 @@ impl App {
         let now = Instant::now();
         let user_key = format!("LOGIN-API{username}");
         let peer_key = format!("LOGIN-PEER{peer}");
-        if matches!(creds, Credentials::Basic { .. }) {
+        // Refused while the user or the client address is locked out.
+        let locked_out = |now: Instant| -> Result<(), LoginError> {
             m.limiter
                 .check(&user_key, now)
                 .map_err(LoginError::Limited)?;
             m.peer_limiter
                 .check(&peer_key, now)
-                .map_err(LoginError::Limited)?;
+                .map_err(LoginError::Limited)
+        };
+        if matches!(creds, Credentials::Basic { .. }) {
+            locked_out(now)?;
         }
         let fail = |m: &Mounted| -> LoginError {
             if matches!(creds, Credentials::Anonymous) {
@@ -335,13 +339,7 @@ impl App {
                 // One verification per username at a time, counted before the next
                 // one starts: concurrent guesses cannot all slip past the limiter.
                 return self.gate.run(&username, || {
-                    let now = Instant::now();
-                    m.limiter
-                        .check(&user_key, now)
-                        .map_err(LoginError::Limited)?;
-                    m.peer_limiter
-                        .check(&peer_key, now)
-                        .map_err(LoginError::Limited)?;
+                    locked_out(Instant::now())?;
                     if !self.credentials.check(&username, pw, hash) {
                         if !auth::verify(hash, pw).unwrap_or(false) {
                             return Err(fail(m));

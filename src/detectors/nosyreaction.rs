@@ -212,36 +212,25 @@ fn nosymessage(
     }
     recipients.sort_unstable();
     recipients.dedup();
-    let mut props = PropMap::new();
-    props.insert("recipients", Some(PropValue::Multilink(recipients)));
     let mut message_id = match msg.get("messageid") {
         Some(PropValue::String(m)) if !m.is_empty() => Some(m.clone()),
         _ => None,
     };
     // Like Roundup: the recipients first, then (when sending) the message id,
     // each as its own journalled change.
-    items::set(
-        ctx,
-        msg_class,
-        msgid,
-        Changes {
+    let set_one = |ctx: &mut Ctx<'_>, name: &'static str, value: PropValue| {
+        let mut props = PropMap::new();
+        props.insert(name, Some(value));
+        let changes = Changes {
             props,
             content: None,
-        },
-    )?;
+        };
+        items::set(ctx, msg_class, msgid, changes)
+    };
+    set_one(ctx, "recipients", PropValue::Multilink(recipients))?;
     if message_id.is_none() && msg_class.prop("messageid").is_some() {
         let mid = super::mail::new_message_id(&ctx.tracker.settings.mail_domain);
-        let mut props = PropMap::new();
-        props.insert("messageid", Some(PropValue::String(mid.clone())));
-        items::set(
-            ctx,
-            msg_class,
-            msgid,
-            Changes {
-                props,
-                content: None,
-            },
-        )?;
+        set_one(ctx, "messageid", PropValue::String(mid.clone()))?;
         message_id = Some(mid);
     }
     let content = ctx.tx.content(msg_class, msgid)?.unwrap_or_default();

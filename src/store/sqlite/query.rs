@@ -6,7 +6,7 @@ use super::super::{Id, Result};
 use super::column_kind;
 use crate::tracker::schema::{ClassDef, PropType, Schema};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection};
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use std::cmp::Ordering;
 
 /// Most ids put into one SQL `IN (...)` list for `search_matches`.
@@ -443,7 +443,11 @@ fn path_value(
         }
         PropType::Link { class: target, .. } if !rest.is_empty() => {
             let sql = format!("select _{step} from _{} where id=?1", class.name);
-            let t: Option<Id> = conn.query_row(&sql, [id], |r| r.get(0)).unwrap_or(None);
+            let t: Option<Id> = conn
+                .prepare_cached(&sql)?
+                .query_row([id], |r| r.get(0))
+                .optional()?
+                .flatten();
             match (t, schema.class(target)) {
                 (Some(t), Some(tc)) => path_value(conn, schema, tc, t, rest),
                 _ => Ok(SortVal::Null),
@@ -458,7 +462,9 @@ fn path_value(
             let sql = format!("select {col} from _{} where id=?1", class.name);
             let lower = matches!(k, PropType::String { .. });
             Ok(conn
-                .query_row(&sql, [id], |r| Ok(cell_sort_val(r.get_ref(0)?, lower)))
+                .prepare_cached(&sql)?
+                .query_row([id], |r| Ok(cell_sort_val(r.get_ref(0)?, lower)))
+                .optional()?
                 .unwrap_or(SortVal::Null))
         }
     }
