@@ -1,5 +1,7 @@
 //! The failed-login limiter (GCRA), with a fake clock.
 
+mod require;
+
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -158,7 +160,7 @@ fn concurrent_failures_count_exactly() {
 
 /// Replays a pseudo-random scenario in Roundup's own `roundup.rate_limit.Gcra`
 /// (clock monkeypatched) and compares every outcome. Skipped without python3 +
-/// roundup (set `ROUNDUP_INTEROP_REQUIRED=1` to fail instead).
+/// roundup (with `RXS_REQUIRE_TOOLS` set it fails instead).
 #[test]
 fn agrees_with_roundup_gcra() {
     use std::io::Write;
@@ -190,8 +192,7 @@ for line in sys.stdin:
         .map(|s| s.success())
         .unwrap_or(false);
     if !available {
-        assert!(std::env::var_os("ROUNDUP_INTEROP_REQUIRED").is_none());
-        eprintln!("skipping: python3 with the roundup package is not installed");
+        require::missing("python3 with the roundup package");
         return;
     }
     for (count, period) in [(4u32, 600u64), (3, 80), (5, 100), (1, 40)] {

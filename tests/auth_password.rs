@@ -1,7 +1,9 @@
 //! Password schemes: the worked examples of the reference (§9), error cases, and
 //! interoperability with Python Roundup (`roundup.password`), which is driven
 //! through `python3` when it is installed. Without it the interop tests are skipped
-//! (set `ROUNDUP_INTEROP_REQUIRED=1` to make them fail instead).
+//! (with `RXS_REQUIRE_TOOLS` set they fail instead).
+
+mod require;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -456,11 +458,7 @@ fn python_available() -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        assert!(
-            std::env::var_os("ROUNDUP_INTEROP_REQUIRED").is_none(),
-            "python3 with roundup is required (ROUNDUP_INTEROP_REQUIRED is set)"
-        );
-        eprintln!("skipping: python3 with the roundup package is not installed");
+        require::missing("python3 with the roundup package");
     }
     ok
 }

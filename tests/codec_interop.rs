@@ -2,7 +2,10 @@
 //! `xmlrpc.client.dumps` must decode to the expected values, and our responses
 //! must be read back by `xmlrpc.client.loads` as the same values (and be
 //! byte-identical to Python's own output where we do not deliberately differ).
-//! Skipped, with a message, when `python3` is not installed.
+//! Skipped, with a message, when `python3` is not installed (failed with
+//! `RXS_REQUIRE_TOOLS` set).
+
+mod require;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -26,7 +29,7 @@ fn python(script: &str, input: &str) -> Option<String> {
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("skipping interop test: cannot run python3: {e}");
+            require::missing(&format!("python3 ({e})"));
             return None;
         }
     };

@@ -1,6 +1,8 @@
 //! Peak-memory check for hostile documents (one test per binary, so that the
 //! process-wide high-water mark is not disturbed by parallel tests).
 
+mod require;
+
 use roundup_xmlrpc::xmlrpc::{decode_request, Limits};
 
 /// A field of /proc/self/status in KiB, if the platform has it.
@@ -26,7 +28,7 @@ fn nested(depth: usize, open: &str, close: &str) -> Vec<u8> {
 #[test]
 fn hostile_documents_use_bounded_memory() {
     if status_kib("VmHWM:").is_none() {
-        eprintln!("skipping: /proc/self/status has no VmHWM on this platform");
+        require::missing("/proc/self/status with VmHWM (Linux)");
         return;
     }
     let limits = Limits {

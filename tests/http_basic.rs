@@ -3,6 +3,8 @@
 
 mod http_common;
 
+mod require;
+
 use std::io::{Read, Write};
 
 use http_common::{fast_config, TestServer};
@@ -381,7 +383,7 @@ async fn python_xmlrpc_client_interoperates() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !python_ok {
-        eprintln!("python3 not available; skipping");
+        require::missing("python3");
         return;
     }
     let server = TestServer::start(fast_config()).await;

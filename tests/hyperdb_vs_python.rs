@@ -1,7 +1,10 @@
 //! Differential test: our `hyperdb` date/interval port against Roundup's own
 //! `roundup/date.py`, run through python3 with a frozen "now".
 //!
-//! Skips (passes with a message) when python3 or the roundup package is unavailable.
+//! Skipped with a message when python3 or the roundup package is unavailable (failed
+//! with `RXS_REQUIRE_TOOLS` set).
+
+mod require;
 
 use roundup_xmlrpc::hyperdb::{
     parse_date_filter, parse_interval_filter, parse_timezone, Date, DateRange, Interval, Tz,
@@ -774,7 +777,7 @@ fn python_available() -> bool {
 #[test]
 fn matches_roundup_date_py() {
     if !python_available() {
-        println!("SKIP: python3 with the roundup package is not available");
+        require::missing("python3 with the roundup package");
         return;
     }
     let cases = generate();

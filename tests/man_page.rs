@@ -10,6 +10,8 @@
 //! REGENERATE_MAN=1 cargo test --test man_page
 //! ```
 
+mod require;
+
 use clap::CommandFactory;
 use roundup_xmlrpc::cli::{exit, Cli};
 use std::io::Write;
@@ -171,7 +173,7 @@ fn man_page_covers_options_and_exit_codes() {
 #[test]
 fn man_renders_the_page() {
     if which("man").is_none() {
-        eprintln!("skipped: `man` is not installed (apt-get install man-db)");
+        require::missing("`man` (apt-get install man-db)");
         return;
     }
     let out = Command::new("man")

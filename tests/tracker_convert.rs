@@ -2,6 +2,8 @@
 //! hand-written classic template (tracker-template/schema.toml). Skipped when
 //! Roundup is not importable by `python3`.
 
+mod require;
+
 use roundup_xmlrpc::tracker::convert::convert_schema;
 use roundup_xmlrpc::tracker::load::load_schema;
 use roundup_xmlrpc::tracker::schema::{Grant, Schema};
@@ -42,7 +44,7 @@ fn classic_converts_to_our_classic_template() {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("skipped: roundup is not importable by python3");
+        require::missing("python3 with the roundup package");
         return;
     }
     let dir = std::env::temp_dir().join(format!("rxs-tracker-convert-{}", std::process::id()));

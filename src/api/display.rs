@@ -9,7 +9,7 @@ use crate::tracker::schema::{ClassDef, ClassKind};
 use crate::xmlrpc::Value;
 
 /// The text Roundup shows for FileClass content (reference §2.3).
-fn content_text(ctx: &mut Ctx<'_>, class: &ClassDef, id: i64) -> Result<Value> {
+pub(super) fn content_text(ctx: &mut Ctx<'_>, class: &ClassDef, id: i64) -> Result<Value> {
     match ctx.tx.content(class, id)? {
         Some(bytes) => match String::from_utf8(bytes) {
             Ok(s) => Ok(Value::String(s)),

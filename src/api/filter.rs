@@ -65,9 +65,33 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     if !sortattr.iter().any(|(_, p)| p == "id") {
         sortattr.push((false, "id".into()));
     }
+    // Roundup iterates `search_matches` as Python does: a list's items, a
+    // string's characters, a struct's keys, a Binary's byte values.
     let search_matches = match &params[1] {
         Value::Nil => None,
         Value::Array(ids) => Some(ids.iter().filter_map(value_id).collect::<Vec<Id>>()),
+        Value::String(s) => Some(
+            s.chars()
+                .filter_map(|c| c.to_digit(10).filter(|_| c.is_ascii()))
+                .map(Id::from)
+                .collect::<std::collections::BTreeSet<Id>>()
+                .into_iter()
+                .collect(),
+        ),
+        Value::Struct(members) => Some(
+            members
+                .iter()
+                .filter_map(|(k, _)| super::args::parse_id(k.trim()))
+                .collect(),
+        ),
+        Value::Base64(bytes) => Some(
+            bytes
+                .iter()
+                .map(|b| Id::from(*b))
+                .collect::<std::collections::BTreeSet<Id>>()
+                .into_iter()
+                .collect(),
+        ),
         other => {
             return Err(Error::TypeError(format!(
                 "'{}' object is not iterable",
@@ -75,7 +99,7 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
             )));
         }
     };
-    if matches!(&params[1], Value::Array(a) if a.is_empty()) {
+    if search_matches.as_ref().is_some_and(|ids| ids.is_empty()) {
         return Ok(Value::Array(Vec::new()));
     }
     let tz = user_tz(ctx);

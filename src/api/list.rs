@@ -4,6 +4,7 @@ use super::args::{arity, class_arg, py_str};
 use super::values::{encode, BoolAs};
 use crate::error::{Error, Result};
 use crate::items::Ctx;
+use crate::tracker::schema::ClassKind;
 use crate::xmlrpc::Value;
 
 /// The property (default: the label property) of every non-retired item the
@@ -17,10 +18,15 @@ pub fn list(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
         Some(Value::String(s)) if s.is_empty() => class.labelprop(),
         Some(v) => py_str(v),
     };
-    let known = prop == "id" || super::args::prop_type(&class, &prop).is_some();
+    // FileClass content lives in files, not in a column: read per item, as
+    // `display` shows it (text, or the "not text" notice; `binary_content` as
+    // Binary).
+    let file_content =
+        class.kind == ClassKind::FileClass && (prop == "content" || prop == "binary_content");
+    let known = prop == "id" || file_content || super::args::prop_type(&class, &prop).is_some();
     let tracker = ctx.tracker;
     let user = ctx.user;
-    let column = if known {
+    let column = if known && !file_content {
         ctx.tx.column(&class, &prop)?
     } else {
         ctx.tx
@@ -51,6 +57,14 @@ pub fn list(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
         }
         if !known {
             return Err(Error::KeyError(prop));
+        }
+        if file_content {
+            out.push(if prop == "content" {
+                super::display::content_text(ctx, &class, id)?
+            } else {
+                Value::Base64(ctx.tx.content(&class, id)?.unwrap_or_default())
+            });
+            continue;
         }
         match value {
             Some(crate::store::PropValue::Password(p)) => {

@@ -21,15 +21,24 @@ pub struct OutgoingMail {
     pub body: String,
 }
 
-/// A new unique Message-Id in the tracker's mail domain.
-pub fn new_message_id(domain: &str) -> String {
-    let n: u64 = rand::random();
+/// A new unique Message-Id for a message about `<classname><id>`, in Roundup's
+/// form `<TIME.RANDOM.CLASSNAMEID@MAIL_DOMAIN>`: `TIME` is Python's `str(time.time())`
+/// and `RANDOM` the base32 text of 10 random bytes (`roundupdb.send_message`).
+pub fn new_message_id(classname: &str, id: crate::store::Id, domain: &str) -> String {
+    let random: [u8; 10] = rand::random();
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    // Rust prints the shortest round-trip digits, as Python's float repr does;
+    // Python keeps a ".0" on whole numbers.
+    let mut time = format!("{t}");
+    if !time.contains('.') {
+        time.push_str(".0");
+    }
     format!(
-        "<{t}.{n:016x}@{}>",
+        "<{time}.{}.{classname}{id}@{}>",
+        data_encoding::BASE32.encode(&random),
         if domain.is_empty() {
             "localhost"
         } else {

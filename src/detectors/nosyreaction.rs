@@ -229,7 +229,8 @@ fn nosymessage(
     };
     set_one(ctx, "recipients", PropValue::Multilink(recipients))?;
     if message_id.is_none() && msg_class.prop("messageid").is_some() {
-        let mid = super::mail::new_message_id(&ctx.tracker.settings.mail_domain);
+        let mid =
+            super::mail::new_message_id(&class.name, issue.id, &ctx.tracker.settings.mail_domain);
         set_one(ctx, "messageid", PropValue::String(mid.clone()))?;
         message_id = Some(mid);
     }

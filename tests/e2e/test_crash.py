@@ -30,6 +30,7 @@ from hostile_util import (
     assert_no_leak,
     proxy,
 )
+from harness import missing_tool
 
 pytestmark = pytest.mark.ours_only   # kill -9 / mounts under our server only
 
@@ -207,9 +208,9 @@ def small_fs(tmp_path):
     mnt.mkdir()
     r = run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)])
     if r.returncode != 0:
-        pytest.skip("cannot mount a size-limited tmpfs here (%s); disk-full and "
-                    "read-only storage tests need root with mount permission"
-                    % (r.stderr.strip() or r.returncode))
+        missing_tool("cannot mount a size-limited tmpfs here (%s); disk-full and "
+                     "read-only storage tests need root with mount permission"
+                     % (r.stderr.strip() or r.returncode))
     try:
         yield mnt
     finally:

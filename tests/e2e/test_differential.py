@@ -112,6 +112,17 @@ SEQUENCE = [
     ("admin", "create", ["msg", "content=x", "date=2020-01-01 12:34:56"]),
     ("admin", "create", ["file", "name=x"]),
     ("admin", "create", ["status", "name=x", "order=abc"]),
+    # FileClass content through list(), as display() shows it.
+    ("admin", "list", ["msg", "content"]),                                 # 84
+    ("admin", "list", ["file", "content"]),
+    ("admin", "list", ["file", "binary_content"]),
+    # search_matches is iterated as Python iterates it.
+    ("admin", "filter", ["issue", "1", {}]),
+    ("admin", "filter", ["issue", "12", {}]),
+    ("admin", "filter", ["issue", "", {}]),                                # 89
+    ("admin", "filter", ["issue", "1 x,2", {}]),
+    ("admin", "filter", ["issue", {"1": "x", "3": 2}, {}]),
+    ("admin", "filter", ["issue", 1, {}]),
 ]
 
 # Call index -> why ours deliberately answers differently from Roundup.

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from harness import ADMIN_PASSWORD, OursTarget, RoundupTarget
+from harness import ADMIN_PASSWORD, OursTarget, RoundupTarget, missing_tool
 
 CLASSES = ["priority", "status", "keyword", "query", "user", "msg", "file", "issue"]
 DATE = re.compile(r"^\d{14}\.\d{3}$")
@@ -56,7 +56,7 @@ def rows(db, query):
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     if not RoundupTarget.available():
-        pytest.skip("roundup 2.6.0 is not importable")
+        missing_tool("roundup 2.6.0 is not importable")
     ours = OursTarget().make_tracker(tmp_path_factory.mktemp("ours") / "demo")
     theirs = RoundupTarget(tmp_path_factory.mktemp("cache")).make_tracker(
         tmp_path_factory.mktemp("roundup") / "demo")

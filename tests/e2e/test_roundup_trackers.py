@@ -37,6 +37,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import os
 import sys
 import xmlrpc.client
 from pathlib import Path
@@ -45,7 +46,12 @@ import pytest
 
 from harness import ADMIN_PASSWORD, REPO, OursTarget, Server, Tracker
 
-roundup_instance = pytest.importorskip("roundup.instance")
+try:
+    import roundup.instance as roundup_instance
+except ImportError:
+    if os.environ.get("RXS_REQUIRE_TOOLS"):
+        raise
+    pytest.skip("roundup 2.6.0 is not importable", allow_module_level=True)
 import roundup.hyperdb  # noqa: E402
 import roundup.i18n  # noqa: E402
 import roundup.xmlrpc  # noqa: E402
@@ -295,11 +301,10 @@ def test_conversion_report(site, tmp_path):
     assert set(schema.get("detectors", {})) == DETECTORS[site.template]
 
 
+@pytest.mark.parametrize("site", ["classic"], indirect=True)
 def test_unconvertible_items_are_reported_and_left_out(site, tmp_path):
     """An unknown check function, a modified known one and an unknown detector
     are reported with file:line; their grants are left out, never widened."""
-    if site.template != "classic":
-        pytest.skip("one template is enough")
     home = tmp_path / "custom"
     shutil.copytree(site.ref, home)
     with open(home / "schema.py", "a") as f:
