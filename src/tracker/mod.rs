@@ -50,8 +50,15 @@ pub struct Settings {
     pub timezone: String,
     /// `[main] password_pbkdf2_default_rounds`.
     pub pbkdf2_rounds: u32,
-    /// `[main] password_default_scheme` (ours): `PBKDF2S5` or `BCRYPT`.
+    /// `[xmlrpc_server] password_default_scheme` (ours): `PBKDF2S5` or `BCRYPT`.
     pub password_scheme: String,
+    /// `[xmlrpc_server] bcrypt_cost` (ours): cost of new `{BCRYPT}` hashes.
+    pub bcrypt_cost: u32,
+    /// `[web] migrate_passwords`: re-hash an outdated hash after a successful login.
+    pub migrate_passwords: bool,
+    /// `[web] login_empty_passwords`: a user without a password may log in with an
+    /// empty one.
+    pub login_empty_passwords: bool,
     /// `[nosy] messages_to_author`: `yes`, `no`, `new` or `nosy`.
     pub nosy_messages_to_author: String,
     /// `[nosy] add_author`: `yes`, `no` or `new`.
@@ -95,6 +102,9 @@ impl Default for Settings {
             timezone: "0".into(),
             pbkdf2_rounds: 250_000,
             password_scheme: "PBKDF2S5".into(),
+            bcrypt_cost: crate::auth::password::BCRYPT_COST,
+            migrate_passwords: true,
+            login_empty_passwords: false,
             nosy_messages_to_author: "no".into(),
             nosy_add_author: "new".into(),
             nosy_add_recipients: "new".into(),
@@ -111,6 +121,19 @@ impl Default for Settings {
             api_interval: 3600,
             sqlite_timeout: 30,
             database: PathBuf::from("db"),
+        }
+    }
+}
+
+impl Settings {
+    /// How new passwords are hashed (scheme and work factors), which also decides
+    /// which stored hashes `[web] migrate_passwords` re-hashes.
+    pub fn hash_policy(&self) -> crate::auth::HashPolicy {
+        crate::auth::HashPolicy {
+            scheme: crate::auth::Scheme::parse(&self.password_scheme)
+                .unwrap_or(crate::auth::Scheme::Pbkdf2S5),
+            pbkdf2_rounds: self.pbkdf2_rounds,
+            bcrypt_cost: self.bcrypt_cost,
         }
     }
 }
@@ -181,6 +204,9 @@ pub fn settings_from_config(c: &config::Config) -> Settings {
         timezone: c.main.timezone.clone(),
         pbkdf2_rounds: c.main.password_pbkdf2_default_rounds,
         password_scheme: c.server.password_default_scheme.as_str().to_string(),
+        bcrypt_cost: c.server.bcrypt_cost,
+        migrate_passwords: c.web.migrate_passwords,
+        login_empty_passwords: c.web.login_empty_passwords,
         nosy_messages_to_author: nosy(&c.nosy.messages_to_author),
         nosy_add_author: nosy(&c.nosy.add_author),
         nosy_add_recipients: nosy(&c.nosy.add_recipients),
