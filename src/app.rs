@@ -312,14 +312,12 @@ impl LoginKeys {
 /// an IPv6 address (one host usually holds a whole /64, so single IPv6 addresses
 /// would be free for the taking).
 fn client_key(peer: &str) -> String {
-    match peer.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let net = u128::from(v6) & (u128::MAX << 64);
-            format!("{}/64", std::net::Ipv6Addr::from(net))
-        }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            v6.to_ipv4_mapped().map_or(peer.into(), |v4| v4.to_string())
-        }
+    use std::net::{IpAddr, Ipv6Addr};
+    match peer.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => format!("{}/64", Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
         _ => peer.to_string(),
     }
 }
@@ -733,5 +731,35 @@ impl RpcHandler for App {
             "call"
         );
         xml_response(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_keys_group_ipv6_by_64() {
+        assert_eq!(client_key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(client_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(client_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_key("2001:db8:1:2:ffff::1"),
+            client_key("2001:db8:1:2::9")
+        );
+        assert_ne!(client_key("2001:db8:1:3::1"), client_key("2001:db8:1:2::1"));
+        assert_eq!(client_key("not an address"), "not an address");
+    }
+
+    #[test]
+    fn pair_keys_cannot_be_forged_by_user_names() {
+        // A user name that embeds another client's address gives another key.
+        let a = LoginKeys::new("joe", "10.0.0.1");
+        let b = LoginKeys::new("1:joe", "10.0.0.1");
+        let c = LoginKeys::new("joe", "10.0.0.11");
+        assert_ne!(a.pair, b.pair);
+        assert_ne!(a.pair, c.pair);
+        assert_eq!(a.user, c.user);
+        assert_eq!(a.peer, b.peer);
     }
 }
