@@ -44,7 +44,8 @@ pub struct Settings {
     pub tracker_name: String,
     /// `[tracker] web`.
     pub tracker_web: String,
-    /// `[tracker] email` (the admin address).
+    /// `[tracker] email`, the tracker's own address (`@<[mail] domain>` added when
+    /// it has no `@`).
     pub tracker_email: String,
     /// `[main] timezone`: the default time zone for Date input.
     pub timezone: String,
@@ -89,6 +90,10 @@ pub struct Settings {
     pub api_interval: u64,
     /// `[rdbms] sqlite_timeout` in seconds.
     pub sqlite_timeout: u64,
+    /// `[rdbms] allow_create`: schema.toml may add classes (tables) to the database.
+    pub allow_create: bool,
+    /// `[rdbms] allow_alter`: schema.toml may change classes (columns, indexes).
+    pub allow_alter: bool,
     /// `[main] database`: the database directory (resolved against the tracker).
     pub database: PathBuf,
 }
@@ -120,6 +125,8 @@ impl Default for Settings {
             api_calls_per_interval: 0,
             api_interval: 3600,
             sqlite_timeout: 30,
+            allow_create: true,
+            allow_alter: true,
             database: PathBuf::from("db"),
         }
     }
@@ -176,6 +183,8 @@ impl Tracker {
         let db_dir = settings.database.clone();
         let options = Options {
             busy_timeout: std::time::Duration::from_secs(settings.sqlite_timeout),
+            allow_create: settings.allow_create,
+            allow_alter: settings.allow_alter,
         };
         let store = SqliteStore::open(&db_dir, schema.clone(), options).map_err(|source| {
             OpenError::Database {
@@ -200,7 +209,11 @@ pub fn settings_from_config(c: &config::Config) -> Settings {
     Settings {
         tracker_name: c.tracker.name.clone(),
         tracker_web: c.tracker.web.clone().unwrap_or_default(),
-        tracker_email: c.tracker.email.clone(),
+        // `@<[mail] domain>` added as Roundup's MailAddressOption does (as written
+        // when there is no domain to add).
+        tracker_email: c
+            .tracker_email()
+            .unwrap_or_else(|_| c.tracker.email.clone()),
         timezone: c.main.timezone.clone(),
         pbkdf2_rounds: c.main.password_pbkdf2_default_rounds,
         password_scheme: c.server.password_default_scheme.as_str().to_string(),
@@ -222,6 +235,8 @@ pub fn settings_from_config(c: &config::Config) -> Settings {
         api_calls_per_interval: c.web.api_calls_per_interval,
         api_interval: c.web.api_interval_in_sec,
         sqlite_timeout: c.rdbms.sqlite_timeout,
+        allow_create: c.rdbms.allow_create,
+        allow_alter: c.rdbms.allow_alter,
         database: c.main.database.clone(),
     }
 }
