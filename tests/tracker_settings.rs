@@ -197,3 +197,103 @@ fn allow_create_no_refuses_a_new_class() {
     drop(Tracker::open(&dir, "demo").unwrap());
     assert!(columns(&dir, "_colour").contains(&"_name".to_string()));
 }
+
+/// The options of a README table: `(section, option)` from first cells such as
+/// "`[web] api_calls_per_interval` / `api_interval_in_sec`".
+fn table_options(table: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in table.lines().filter(|l| l.starts_with("| `")) {
+        let cell = line.split('|').nth(1).unwrap_or_default();
+        let mut section = String::new();
+        for (i, quoted) in cell.split('`').enumerate() {
+            if i % 2 == 0 {
+                continue;
+            }
+            let name = match quoted.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+                Some((s, o)) => {
+                    section = s.to_string();
+                    o
+                }
+                None => quoted,
+            };
+            out.push((section.clone(), name.to_string()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The options tracker-template/README.md lists as used, resp. ignored, are the
+/// ones this audit covers: editing the README means revisiting these tests.
+#[test]
+fn readme_tables_match_the_audit() {
+    let readme = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tracker-template/README.md"),
+    )
+    .unwrap();
+    let config = &readme[readme.find("## config.ini").unwrap()..];
+    let (used, rest) = config.split_once("**ignored**").unwrap();
+    let ignored = &rest[..rest.find("Every other Roundup option").unwrap()];
+    let pairs = |list: &[(&str, &str)]| {
+        let mut v: Vec<(String, String)> = list
+            .iter()
+            .map(|(s, o)| (s.to_string(), o.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        table_options(used),
+        pairs(&[
+            ("main", "database"),
+            ("main", "admin_email"),
+            ("main", "timezone"),
+            ("main", "password_pbkdf2_default_rounds"),
+            ("tracker", "name"),
+            ("tracker", "web"),
+            ("tracker", "email"),
+            ("web", "api_failed_login_limit"),
+            ("web", "api_failed_login_interval_in_sec"),
+            ("web", "api_calls_per_interval"),
+            ("web", "api_interval_in_sec"),
+            ("web", "migrate_passwords"),
+            ("web", "login_empty_passwords"),
+            ("rdbms", "backend"),
+            ("rdbms", "sqlite_timeout"),
+            ("rdbms", "allow_create"),
+            ("rdbms", "allow_alter"),
+            ("mail", "domain"),
+            ("mail", "host"),
+            ("mail", "port"),
+            ("mail", "username"),
+            ("mail", "password"),
+            ("mail", "tls"),
+            ("mail", "debug"),
+            ("nosy", "messages_to_author"),
+            ("nosy", "add_author"),
+            ("nosy", "add_recipients"),
+            ("xmlrpc_server", "password_default_scheme"),
+            ("xmlrpc_server", "bcrypt_cost"),
+            ("xmlrpc_server", "trusted_proxies"),
+            ("xmlrpc_server", "bind"),
+            ("xmlrpc_server", "max_connections"),
+            ("xmlrpc_server", "max_request_bytes"),
+            ("xmlrpc_server", "request_timeout_sec"),
+        ])
+    );
+    assert_eq!(
+        table_options(ignored),
+        pairs(&[
+            ("rdbms", "allow_drop"),
+            ("mail", "tls_keyfile"),
+            ("mail", "tls_certfile"),
+            ("mail", "local_hostname"),
+            ("mail", "charset"),
+            ("mail", "add_authorinfo"),
+            ("mail", "add_authoremail"),
+            ("nosy", "email_sending"),
+            ("nosy", "signature_position"),
+            ("nosy", "max_attachment_size"),
+        ])
+    );
+}
