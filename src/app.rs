@@ -8,7 +8,7 @@ use crate::detectors::mail;
 use crate::dispatch::{self, Methods};
 use crate::error::{decode_fault, Error};
 use crate::http::{RpcHandler, RpcRequest, RpcResponse};
-use crate::items::Ctx;
+use crate::items::{self, Changes, Ctx};
 use crate::security::{split_roles, UserCtx};
 use crate::store::{Multilinks, PropValue, Tx};
 use crate::tracker::Tracker;
@@ -16,7 +16,7 @@ use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONNECTION, RETRY_AFTER};
 use hyper::StatusCode;
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How many verified credentials are remembered, and for how long.
@@ -28,19 +28,30 @@ struct Mounted {
     /// Lower-cased first path segment that reaches it.
     name: String,
     tracker: Arc<Tracker>,
-    /// Failed logins per username (Roundup's `api_failed_login_limit`).
+    /// Failed logins per (username, client address): Roundup's
+    /// `api_failed_login_limit` per `api_failed_login_interval_in_sec` (Roundup keys
+    /// it by username alone), so guessing from one address cannot lock the user
+    /// out from the others.
     limiter: LoginLimiter,
-    /// Failed logins per client address: [`PEER_LIMIT_FACTOR`] times more lenient,
-    /// so one client guessing many usernames is stopped without locking out
-    /// everyone behind the same NAT after a few typos.
+    /// Failed logins per username over all addresses: [`LIMIT_FACTOR`] times more
+    /// lenient, the ceiling for guessing one password from many addresses.
+    user_limiter: LoginLimiter,
+    /// Failed logins per client address over all usernames: [`LIMIT_FACTOR`] times
+    /// more lenient, so one client guessing many usernames is stopped without
+    /// locking out everyone behind the same NAT after a few typos.
     peer_limiter: LoginLimiter,
     /// Calls per user (anonymous: per client address), `[web]
     /// api_calls_per_interval` per `api_interval_in_sec`; off when 0.
     call_limiter: LoginLimiter,
+    /// The hash of a random password with the tracker's scheme and work factor,
+    /// verified instead when there is no such user (or the user has no password),
+    /// so that such a login costs what a wrong password costs. Made on first use.
+    dummy_hash: OnceLock<String>,
 }
 
-/// How many more failures a client address may have than one username.
-const PEER_LIMIT_FACTOR: u32 = 10;
+/// How many more failures one username (over all addresses) and one client
+/// address (over all usernames) may have than one (username, address) pair.
+const LIMIT_FACTOR: u32 = 10;
 
 /// Serialises password verification per username and bounds it overall, so
 /// that concurrent attempts are counted by the login limiter one after another
@@ -114,16 +125,18 @@ impl App {
             .into_iter()
             .map(|t| {
                 let s = &t.settings;
+                let failures = |factor: u32| {
+                    LoginLimiter::new(
+                        s.api_failed_login_limit.saturating_mul(factor),
+                        Duration::from_secs(s.api_failed_login_interval),
+                    )
+                };
                 Mounted {
                     name: t.name.to_lowercase(),
-                    limiter: LoginLimiter::new(
-                        s.api_failed_login_limit,
-                        Duration::from_secs(s.api_failed_login_interval),
-                    ),
-                    peer_limiter: LoginLimiter::new(
-                        s.api_failed_login_limit.saturating_mul(PEER_LIMIT_FACTOR),
-                        Duration::from_secs(s.api_failed_login_interval),
-                    ),
+                    limiter: failures(1),
+                    user_limiter: failures(LIMIT_FACTOR),
+                    peer_limiter: failures(LIMIT_FACTOR),
+                    dummy_hash: OnceLock::new(),
                     call_limiter: LoginLimiter::new(
                         s.api_calls_per_interval,
                         Duration::from_secs(s.api_interval),
@@ -273,9 +286,108 @@ enum LoginError {
     Store(String),
 }
 
+/// The failed-login limiter keys of one attempt.
+struct LoginKeys {
+    /// (username, client) for [`Mounted::limiter`].
+    pair: String,
+    /// The username for [`Mounted::user_limiter`].
+    user: String,
+    /// The client for [`Mounted::peer_limiter`].
+    peer: String,
+}
+
+impl LoginKeys {
+    fn new(username: &str, peer: &str) -> LoginKeys {
+        let client = client_key(peer);
+        LoginKeys {
+            // The client part is length-prefixed: a username may contain anything.
+            pair: format!("LOGIN-PAIR{}:{client}:{username}", client.len()),
+            user: format!("LOGIN-API{username}"),
+            peer: format!("LOGIN-PEER{client}"),
+        }
+    }
+}
+
+/// The client part of the limiter keys: the IPv4 address, or the /64 network of
+/// an IPv6 address (one host usually holds a whole /64, so single IPv6 addresses
+/// would be free for the taking).
+fn client_key(peer: &str) -> String {
+    use std::net::{IpAddr, Ipv6Addr};
+    match peer.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => format!("{}/64", Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+        _ => peer.to_string(),
+    }
+}
+
+impl Mounted {
+    /// `Err` while the username, the client address or the pair is locked out.
+    fn locked_out(&self, keys: &LoginKeys, now: Instant) -> Result<(), LoginError> {
+        self.limiter
+            .check(&keys.pair, now)
+            .and_then(|()| self.user_limiter.check(&keys.user, now))
+            .and_then(|()| self.peer_limiter.check(&keys.peer, now))
+            .map_err(LoginError::Limited)
+    }
+
+    /// Counts a failed login under all three keys: `Limited` when one of them had
+    /// already used up its budget, else `Invalid`.
+    fn record_failure(&self, keys: &LoginKeys) -> LoginError {
+        let now = Instant::now();
+        let results = [
+            self.limiter.record_failure(&keys.pair, now),
+            self.user_limiter.record_failure(&keys.user, now),
+            self.peer_limiter.record_failure(&keys.peer, now),
+        ];
+        match results.into_iter().find_map(Result::err) {
+            Some(r) => LoginError::Limited(r),
+            None => LoginError::Invalid,
+        }
+    }
+
+    /// See [`Mounted::dummy_hash`].
+    fn dummy_hash(&self) -> &str {
+        self.dummy_hash.get_or_init(|| {
+            let secret: [u8; 16] = rand::random();
+            let text: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            self.tracker.settings.hash_policy().hash(&text)
+        })
+    }
+}
+
+/// The non-retired user called `username` (exactly), if any.
+fn find_user(
+    tx: &mut dyn Tx,
+    users: &crate::tracker::schema::ClassDef,
+    username: &str,
+) -> Result<Option<crate::store::Item>, LoginError> {
+    (|| match tx.lookup(users, "username", username)? {
+        Some(id) => tx.get(users, id, Multilinks::None),
+        None => Ok(None),
+    })()
+    .map_err(|e: crate::store::StoreError| LoginError::Store(e.to_string()))
+}
+
+/// A user's stored password hash; `None` when it has none (NULL or empty).
+fn stored_password(user: &crate::store::Item) -> Option<String> {
+    match user.get("password") {
+        Some(PropValue::Password(p)) if !p.is_empty() => Some(p.clone()),
+        _ => None,
+    }
+}
+
 impl App {
     /// Resolves the caller to a user, enforcing the failed-login limiter. The user
     /// is read in `tx`, the transaction the call then runs in if it only reads.
+    ///
+    /// Without credentials the caller is `anonymous` (which must have no password).
+    /// With Basic credentials: refused (429) while the (user, address) pair, the
+    /// user or the address is locked out; an unknown user, or a user without a
+    /// password when `[web] login_empty_passwords` does not allow it, costs one
+    /// hash like a wrong password does; a verified outdated hash is re-hashed
+    /// (`[web] migrate_passwords`).
     fn login(
         &self,
         m: &Mounted,
@@ -284,77 +396,129 @@ impl App {
         tx: &mut dyn Tx,
     ) -> Result<UserCtx, LoginError> {
         let tracker = &m.tracker;
-        let (username, password) = match creds {
-            Credentials::Anonymous => ("anonymous".to_string(), None),
-            Credentials::Basic { username, password } => (username.clone(), password.clone()),
-        };
-        let now = Instant::now();
-        let user_key = format!("LOGIN-API{username}");
-        let peer_key = format!("LOGIN-PEER{peer}");
-        // Refused while the user or the client address is locked out.
-        let locked_out = |now: Instant| -> Result<(), LoginError> {
-            m.limiter
-                .check(&user_key, now)
-                .map_err(LoginError::Limited)?;
-            m.peer_limiter
-                .check(&peer_key, now)
-                .map_err(LoginError::Limited)
-        };
-        if matches!(creds, Credentials::Basic { .. }) {
-            locked_out(now)?;
-        }
-        let fail = |m: &Mounted| -> LoginError {
-            if matches!(creds, Credentials::Anonymous) {
-                return LoginError::Invalid;
-            }
-            let a = m.limiter.record_failure(&user_key, now);
-            let b = m.peer_limiter.record_failure(&peer_key, now);
-            match a.and(b) {
-                Ok(()) => LoginError::Invalid,
-                Err(r) => LoginError::Limited(r),
-            }
-        };
         let Some(users) = tracker.schema.class("user") else {
             return Err(LoginError::Invalid);
         };
-        let found = (|| -> crate::store::Result<Option<crate::store::Item>> {
-            match tx.lookup(users, "username", &username)? {
-                Some(id) => tx.get(users, id, Multilinks::None),
-                None => Ok(None),
-            }
-        })()
-        .map_err(|e| LoginError::Store(e.to_string()))?;
-        let Some(user) = found else {
-            return Err(fail(m));
-        };
-        let stored = match user.get("password") {
-            Some(PropValue::Password(p)) if !p.is_empty() => Some(p.clone()),
-            _ => None,
-        };
-        let ok = match (&stored, &password) {
-            (None, None) => true,
-            (None, Some(_)) | (Some(_), None) => false,
-            (Some(hash), Some(pw)) if self.credentials.check(&username, pw, hash) => true,
-            (Some(hash), Some(pw)) => {
-                // One verification per username at a time, counted before the next
-                // one starts: concurrent guesses cannot all slip past the limiter.
-                return self.gate.run(&username, || {
-                    locked_out(Instant::now())?;
-                    if !self.credentials.check(&username, pw, hash) {
-                        if !auth::verify(hash, pw).unwrap_or(false) {
-                            return Err(fail(m));
-                        }
-                        self.credentials.insert(&username, pw, hash);
+        let (username, password) = match creds {
+            Credentials::Anonymous => {
+                return match find_user(tx, users, "anonymous")? {
+                    Some(u) if stored_password(&u).is_none() => {
+                        Ok(user_ctx(&u, "anonymous".to_string()))
                     }
-                    Ok(user_ctx(&user, username.clone()))
-                });
+                    _ => Err(LoginError::Invalid),
+                };
+            }
+            Credentials::Basic { username, password } => (username.as_str(), password.as_str()),
+        };
+        let keys = LoginKeys::new(username, peer);
+        // Refused while locked out, even with the right password.
+        m.locked_out(&keys, Instant::now())?;
+        let user = if username.is_empty() {
+            None
+        } else {
+            find_user(tx, users, username)?
+        };
+        let stored = user.as_ref().and_then(stored_password);
+        let (user, hash) = match (user, stored) {
+            (Some(u), Some(h)) => (u, h),
+            (Some(u), None) if password.is_empty() && tracker.settings.login_empty_passwords => {
+                return Ok(user_ctx(&u, username.to_string()));
+            }
+            _ => {
+                // No such user (or no password): one hash, as for a wrong password,
+                // so the time taken does not tell which names exist.
+                return Err(self.gate.run(username, || {
+                    if let Err(e) = m.locked_out(&keys, Instant::now()) {
+                        return e;
+                    }
+                    let _ = auth::verify(m.dummy_hash(), password);
+                    m.record_failure(&keys)
+                }));
             }
         };
-        if !ok {
-            return Err(fail(m));
+        if !self.credentials.check(username, password, &hash) {
+            // One verification per username at a time, counted before the next one
+            // starts: concurrent guesses cannot all slip past the limiter.
+            let hashed = self.gate.run(username, || {
+                m.locked_out(&keys, Instant::now())?;
+                if self.credentials.check(username, password, &hash) {
+                    return Ok(false); // verified by a concurrent login meanwhile
+                }
+                if !auth::verify(&hash, password).unwrap_or(false) {
+                    return Err(m.record_failure(&keys));
+                }
+                self.credentials.insert(username, password, &hash);
+                Ok(true)
+            })?;
+            if hashed {
+                self.migrate_password(m, &user, username, password, &hash);
+            }
         }
-        Ok(user_ctx(&user, username))
+        Ok(user_ctx(&user, username.to_string()))
     }
+
+    /// `[web] migrate_passwords`, as Roundup's `verifyPassword`: after a successful
+    /// verification (not a cache hit, so a failing migration is retried at most
+    /// once per cache lifetime), a hash whose scheme or work factor is outdated
+    /// ([`auth::HashPolicy::needs_migration`]) is replaced by a new one in a write
+    /// transaction of its own — only if it is still the stored one. Failures are
+    /// logged; the login stands.
+    fn migrate_password(
+        &self,
+        m: &Mounted,
+        user: &crate::store::Item,
+        username: &str,
+        password: &str,
+        old_hash: &str,
+    ) {
+        let settings = &m.tracker.settings;
+        let policy = settings.hash_policy();
+        if !settings.migrate_passwords || !policy.needs_migration(old_hash) {
+            return;
+        }
+        let new_hash = self.gate.run(username, || policy.hash(password));
+        let who = user_ctx(user, username.to_string());
+        match store_password(&m.tracker, &who, old_hash, &new_hash) {
+            Ok(true) => {
+                self.credentials.insert(username, password, &new_hash);
+                tracing::info!(tracker = %m.name, user = %username, from = auth::scheme_of(old_hash).unwrap_or(""), to = policy.scheme.as_str(), "password hash migrated");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(tracker = %m.name, user = %username, error = %e, "password hash not migrated")
+            }
+        }
+    }
+}
+
+/// Replaces `user`'s password hash `old` by `new` (a `set` by the user, journalled
+/// like Roundup's `db.user.set(userid, password=...)`), unless it changed since it
+/// was read; true when it was written.
+fn store_password(tracker: &Tracker, user: &UserCtx, old: &str, new: &str) -> Result<bool, Error> {
+    let users = tracker
+        .schema
+        .class("user")
+        .ok_or_else(|| Error::Internal("no user class".into()))?;
+    let mut tx = tracker.store.write()?;
+    let current = tx.get(users, user.id, Multilinks::None)?;
+    let unchanged = current.is_some_and(|item| {
+        !item.retired && matches!(item.get("password"), Some(PropValue::Password(p)) if p == old)
+    });
+    if !unchanged {
+        return Ok(false);
+    }
+    let mut changes = Changes::default();
+    changes
+        .props
+        .insert("password", Some(PropValue::Password(new.to_string())));
+    let outbox = {
+        let mut ctx = Ctx::new(&mut *tx, tracker, user);
+        items::set(&mut ctx, users, user.id, changes)?;
+        ctx.outbox
+    };
+    tx.commit()?;
+    mail::deliver(outbox, &tracker.settings);
+    Ok(true)
 }
 
 /// The permission-check view of a user item.
@@ -567,5 +731,35 @@ impl RpcHandler for App {
             "call"
         );
         xml_response(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_keys_group_ipv6_by_64() {
+        assert_eq!(client_key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(client_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(client_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_key("2001:db8:1:2:ffff::1"),
+            client_key("2001:db8:1:2::9")
+        );
+        assert_ne!(client_key("2001:db8:1:3::1"), client_key("2001:db8:1:2::1"));
+        assert_eq!(client_key("not an address"), "not an address");
+    }
+
+    #[test]
+    fn pair_keys_cannot_be_forged_by_user_names() {
+        // A user name that embeds another client's address gives another key.
+        let a = LoginKeys::new("joe", "10.0.0.1");
+        let b = LoginKeys::new("1:joe", "10.0.0.1");
+        let c = LoginKeys::new("joe", "10.0.0.11");
+        assert_ne!(a.pair, b.pair);
+        assert_ne!(a.pair, c.pair);
+        assert_eq!(a.user, c.user);
+        assert_eq!(a.peer, b.peer);
     }
 }

@@ -194,6 +194,47 @@ fn is_text_plain(mime: Option<&Option<PropValue>>) -> bool {
     }
 }
 
+/// A live user other than `except` whose name equals `name` ignoring case but not
+/// exactly (exact clashes are the key check's), if `class` is the `user` class
+/// keyed on `username`.
+///
+/// Roundup keys are case-sensitive, so `Admin` could live beside `admin`: a user
+/// that looks like another. Here user names must differ in more than case. The
+/// comparison is Unicode lower-casing done in Rust (`str::to_lowercase`, so `Ä` and
+/// `ä` clash too, which SQLite's ASCII-only `lower()`/`LIKE` would miss), over the
+/// live usernames: one column scan, and only when a user is created, renamed or
+/// restored.
+fn username_case_clash(
+    ctx: &mut Ctx<'_>,
+    class: &ClassDef,
+    except: Option<Id>,
+    name: &str,
+) -> Result<Option<String>> {
+    if class.name != "user" || class.key.as_deref() != Some("username") {
+        return Ok(None);
+    }
+    let lower = name.to_lowercase();
+    for (id, value) in ctx.tx.column(class, "username")? {
+        if Some(id) == except {
+            continue;
+        }
+        if let Some(PropValue::String(other)) = value {
+            if other != name && other.to_lowercase() == lower {
+                return Ok(Some(other));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The refusal of a new or changed user name that differs from an existing one
+/// only in case (Roundup's key-clash text plus the reason).
+fn case_clash_error(name: &str) -> Error {
+    Error::ValueError(format!(
+        "node with key \"{name}\" exists (user names that differ only in case clash)"
+    ))
+}
+
 /// Roundup's `Class.create` (FileClass and IssueClass included). Returns the new id.
 pub fn create(ctx: &mut Ctx<'_>, class: &ClassDef, mut changes: Changes) -> Result<Id> {
     detectors::audit_create(ctx, class, &mut changes)?;
@@ -235,6 +276,9 @@ fn create_inner(
             if let Some(PropValue::String(s)) = value {
                 if ctx.tx.lookup(class, key, s)?.is_some() {
                     return Err(Error::ValueError(format!("node with key \"{s}\" exists")));
+                }
+                if username_case_clash(ctx, class, None, s)?.is_some() {
+                    return Err(case_clash_error(s));
                 }
             }
         }
@@ -365,6 +409,9 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
                 if let Some(PropValue::String(s)) = &value {
                     if ctx.tx.lookup(class, &key, s)?.is_some() {
                         return Err(Error::ValueError(format!("node with key \"{s}\" exists")));
+                    }
+                    if username_case_clash(ctx, class, Some(id), s)?.is_some() {
+                        return Err(case_clash_error(s));
                     }
                 }
             }
@@ -532,6 +579,11 @@ pub fn restore(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
             if ctx.tx.lookup(class, key, v)?.is_some() {
                 return Err(Error::KeyError(format!(
                     "Key property ({key}) of retired node clashes with existing one ({v})"
+                )));
+            }
+            if let Some(other) = username_case_clash(ctx, class, Some(id), v)? {
+                return Err(Error::KeyError(format!(
+                    "Key property ({key}) of retired node clashes with existing one ({other}) ignoring case"
                 )));
             }
         }

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 
 use proptest::prelude::*;
 use roundup_xmlrpc::auth::password::{
-    from_input, h64_decode, h64_encode, hash, needs_migration, scheme_of, verify, PasswordError,
-    Scheme, MAX_PBKDF2_ROUNDS,
+    from_input, h64_decode, h64_encode, hash, needs_migration, scheme_of, verify, HashPolicy,
+    PasswordError, Scheme, MAX_BCRYPT_COST, MAX_PBKDF2_ROUNDS,
 };
 
 const SALT_H64: &str = "MDEyMzQ1Njc4OWFiY2RlZmdoaWo";
@@ -360,6 +360,71 @@ fn migration_rules() {
             rounds
         ));
         assert!(!needs_migration(&h, rounds), "{rounds}");
+    }
+}
+
+#[test]
+fn hash_policy_applies_scheme_rounds_and_bcrypt_cost() {
+    let pb = HashPolicy {
+        scheme: Scheme::Pbkdf2S5,
+        pbkdf2_rounds: 2000,
+        bcrypt_cost: 5,
+    };
+    let h = pb.hash("pw");
+    assert!(h.starts_with("{PBKDF2S5}2000$"), "{h}");
+    assert_eq!(verify(&h, "pw"), Ok(true));
+    assert!(!pb.needs_migration(&h));
+    let bc = HashPolicy {
+        scheme: Scheme::Bcrypt,
+        ..pb
+    };
+    let b5 = bc.hash("pw");
+    assert!(b5.starts_with("{BCRYPT}$2b$05$"), "{b5}");
+    assert_eq!(verify(&b5, "pw"), Ok(true));
+    assert_eq!(bc.from_input("pw").unwrap()[..15], b5[..15]);
+    assert_eq!(bc.from_input("{SHA}abc").unwrap(), "{SHA}abc");
+    assert_eq!(bc.from_input(""), Err(PasswordError::Empty));
+    // Costs outside what we can verify are clamped, never written.
+    let huge = HashPolicy {
+        bcrypt_cost: 99,
+        ..bc
+    };
+    assert!(!huge.needs_migration(&format!(
+        "{{BCRYPT}}$2b${MAX_BCRYPT_COST}$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyzABC"
+    )));
+}
+
+#[test]
+fn hash_policy_migration_rules() {
+    let pb = HashPolicy {
+        scheme: Scheme::Pbkdf2S5,
+        pbkdf2_rounds: 250_000,
+        bcrypt_cost: 6,
+    };
+    let bc = HashPolicy {
+        scheme: Scheme::Bcrypt,
+        ..pb
+    };
+    // Roundup's rules for the default scheme.
+    assert!(pb.needs_migration(WORKED[0]));
+    assert!(!pb.needs_migration(WORKED[1]));
+    for stored in &WORKED[2..] {
+        assert!(pb.needs_migration(stored), "{stored}");
+        assert!(bc.needs_migration(stored), "{stored}");
+    }
+    // Switching between the two current schemes migrates too.
+    assert!(bc.needs_migration(WORKED[1]));
+    let b6 = "{BCRYPT}$2b$06$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyzABC";
+    let b5 = "{BCRYPT}$2b$05$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyzABC";
+    assert!(pb.needs_migration(b6));
+    assert!(!bc.needs_migration(b6));
+    assert!(bc.needs_migration(b5)); // lower cost than configured
+    assert!(!bc.needs_migration("{BCRYPT}garbage"));
+    assert!(!pb.needs_migration("{FOO}x"));
+    assert!(!pb.needs_migration("no scheme"));
+    // A policy never asks to migrate what it has just written.
+    for policy in [pb, bc] {
+        assert!(!policy.needs_migration(&policy.hash("x")));
     }
 }
 

@@ -119,7 +119,7 @@ fn invalid_values_name_file_and_option() {
         ("[xmlrpc_server]\npassword_default_scheme = SHA\n",
          "config.ini: [xmlrpc_server] password_default_scheme: \"SHA\": allowed values are PBKDF2S5, BCRYPT"),
         ("[xmlrpc_server]\nbcrypt_cost = 40\n",
-         "config.ini: [xmlrpc_server] bcrypt_cost: \"40\": an integer from 4 to 31 is required"),
+         "config.ini: [xmlrpc_server] bcrypt_cost: \"40\": an integer from 4 to 16 is required"),
         ("[xmlrpc_server]\ntrusted_proxies = 10.0.0.0/40\n",
          "config.ini: [xmlrpc_server] trusted_proxies: \"10.0.0.0/40\" is not an IP address or network (a.b.c.d/len)"),
         ("[xmlrpc_server]\nbind = localhost\n",

@@ -255,10 +255,11 @@ fn raw_to_value(
             if value.is_empty() {
                 return Ok(None);
             }
-            let settings = &ctx.tracker.settings;
-            let scheme = crate::auth::password::Scheme::parse(&settings.password_scheme)
-                .unwrap_or(crate::auth::password::Scheme::Pbkdf2S5);
-            let stored = crate::auth::password::from_input(value, scheme, settings.pbkdf2_rounds)
+            let stored = ctx
+                .tracker
+                .settings
+                .hash_policy()
+                .from_input(value)
                 .map_err(|e| Error::UsageError(format!("property {prop}: {e}")))?;
             Some(PropValue::Password(stored))
         }

@@ -12,8 +12,8 @@
 //! | decoded text not UTF-8 | error (dropped connection) | [`BasicError::InvalidUtf8`] |
 //! | control characters in user or password | accepted | [`BasicError::ControlCharacter`] (RFC 7617 §2 forbids them) |
 //! | `user:pa:ss` | dropped connection (split on every `:`) | password `pa:ss` (split on the first `:`) |
-//! | `user` (no colon) | user, no password | user, password `None` |
-//! | empty user (`:` or `:pw`) | anonymous (then checked against the supplied password) | [`Credentials::Anonymous`] |
+//! | `user` (no colon) | user with no password: logs in a user that has none | [`BasicError::NoColon`] (RFC 7617 requires the `:`; Roundup's web path fails such a login too) |
+//! | empty user (`:` or `:pw`) | anonymous (then checked against the supplied password) | [`Credentials::Basic`] with an empty user name: a failed login, as on Roundup's web path |
 //! | longer than [`MAX_HEADER_LEN`] | accepted | [`BasicError::TooLong`] |
 //!
 //! Every error should become a 4xx answer; none of them is a login failure for the
@@ -32,14 +32,14 @@ pub const MAX_HEADER_LEN: usize = 8 * 1024;
 pub enum Credentials {
     /// No (usable) credentials: the request runs as the `anonymous` user.
     Anonymous,
-    /// Basic credentials with a non-empty username.
+    /// Basic credentials (`user:password`).
     Basic {
-        /// The user name, exactly as sent (no case folding or trimming).
+        /// The user name, exactly as sent (no case folding or trimming). It may be
+        /// empty (`:pw`), which no user has: the login fails.
         username: String,
-        /// The password; `None` when the decoded text had no `:` at all.
-        ///
-        /// Roundup accepts a user without a stored password only when this is `None`.
-        password: Option<String>,
+        /// The password, possibly empty (`user:`). An empty password logs in a user
+        /// without a stored password only with `[web] login_empty_passwords`.
+        password: String,
     },
 }
 
@@ -51,7 +51,14 @@ impl fmt::Debug for Credentials {
             Credentials::Basic { username, password } => f
                 .debug_struct("Basic")
                 .field("username", username)
-                .field("password", &password.as_ref().map(|_| "<redacted>"))
+                .field(
+                    "password",
+                    &if password.is_empty() {
+                        ""
+                    } else {
+                        "<redacted>"
+                    },
+                )
                 .finish(),
         }
     }
@@ -75,6 +82,9 @@ pub enum BasicError {
     /// The decoded user name or password contains a control character.
     #[error("Basic authorization credentials contain a control character")]
     ControlCharacter,
+    /// The decoded credentials have no `:` between user name and password.
+    #[error("Basic authorization credentials have no ':' between user name and password")]
+    NoColon,
 }
 
 /// Parses an `Authorization` header value (raw bytes; `None` when absent).
@@ -84,7 +94,9 @@ pub enum BasicError {
 /// base64 — a deliberate deviation: Roundup silently drops characters outside the
 /// alphabet, so `Basic !!!!` logs in as anonymous there and is an error here. The
 /// decoded text must be UTF-8 without control characters and is split on the
-/// **first** `:`, so passwords may contain `:`.
+/// **first** `:`, so passwords may contain `:`; text without a `:` is malformed
+/// ([`BasicError::NoColon`]). An empty user name is returned as such (the login
+/// then fails), not turned into anonymous.
 pub fn parse_authorization(header: Option<&[u8]>) -> Result<Credentials, BasicError> {
     let Some(raw) = header else {
         return Ok(Credentials::Anonymous);
@@ -110,15 +122,9 @@ pub fn parse_authorization(header: Option<&[u8]>) -> Result<Credentials, BasicEr
     if text.chars().any(|c| c.is_ascii_control()) {
         return Err(BasicError::ControlCharacter);
     }
-    let (username, password) = match text.split_once(':') {
-        Some((u, p)) => (u, Some(p.to_owned())),
-        None => (text.as_str(), None),
-    };
-    if username.is_empty() {
-        return Ok(Credentials::Anonymous);
-    }
+    let (username, password) = text.split_once(':').ok_or(BasicError::NoColon)?;
     Ok(Credentials::Basic {
         username: username.to_owned(),
-        password,
+        password: password.to_owned(),
     })
 }

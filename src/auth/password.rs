@@ -49,8 +49,12 @@ pub const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
 /// Highest bcrypt cost we verify (`{BCRYPT}` or bcrypt inside `{crypt}`); 2^16 rounds.
 pub const MAX_BCRYPT_COST: u32 = 16;
 
-/// Cost used for new `{BCRYPT}` hashes (the `bcrypt` crate's default).
+/// Cost used for new `{BCRYPT}` hashes by [`hash`] (the `bcrypt` crate's default, 12);
+/// a tracker sets its own with `[xmlrpc_server] bcrypt_cost` ([`HashPolicy`]).
 pub const BCRYPT_COST: u32 = bcrypt::DEFAULT_COST;
+
+/// Lowest bcrypt cost the `bcrypt` crate accepts.
+pub const MIN_BCRYPT_COST: u32 = 4;
 
 /// Highest round count we verify for SHA-crypt, SHA1-crypt and BSDi-crypt hashes in `{crypt}`.
 pub const MAX_CRYPT_ROUNDS: u32 = 1_000_000;
@@ -470,8 +474,15 @@ fn crypt3(pw: &[u8], data: &str) -> Option<String> {
 ///
 /// `pbkdf2_rounds` applies to the PBKDF2 schemes and is clamped to
 /// [`MIN_PBKDF2_ROUNDS`]..=[`MAX_PBKDF2_ROUNDS`] (Roundup raises below 1000; the
-/// configuration layer should reject such values). `BCRYPT` uses [`BCRYPT_COST`].
+/// configuration layer should reject such values). `BCRYPT` uses [`BCRYPT_COST`];
+/// [`HashPolicy::hash`] takes the configured cost instead.
 pub fn hash(scheme: Scheme, plaintext: &str, pbkdf2_rounds: u32) -> String {
+    hash_with(scheme, plaintext, pbkdf2_rounds, BCRYPT_COST)
+}
+
+/// [`hash`] with an explicit bcrypt cost (clamped to 4..=[`MAX_BCRYPT_COST`], so
+/// that every hash written here can be verified here).
+fn hash_with(scheme: Scheme, plaintext: &str, pbkdf2_rounds: u32, bcrypt_cost: u32) -> String {
     let pw = plaintext.as_bytes();
     let data = match scheme {
         Scheme::Pbkdf2S5 | Scheme::Pbkdf2 => {
@@ -499,7 +510,8 @@ pub fn hash(scheme: Scheme, plaintext: &str, pbkdf2_rounds: u32) -> String {
             h.as_str().to_owned()
         }
         Scheme::Plaintext => plaintext.to_owned(),
-        Scheme::Bcrypt => bcrypt::hash(pw, BCRYPT_COST).expect("BCRYPT_COST is a valid cost"),
+        Scheme::Bcrypt => bcrypt::hash(pw, bcrypt_cost.clamp(MIN_BCRYPT_COST, MAX_BCRYPT_COST))
+            .expect("cost clamped to bcrypt's valid range"),
     };
     format!("{{{scheme}}}{data}")
 }
@@ -550,6 +562,84 @@ pub fn needs_migration(stored: &str, configured_rounds: u32) -> bool {
         },
         Some(s) => s.is_deprecated(),
         None => false,
+    }
+}
+
+/// How a tracker hashes new passwords (its configured scheme and work factors),
+/// and so which stored hashes are outdated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashPolicy {
+    /// The scheme of new hashes (`[xmlrpc_server] password_default_scheme`).
+    pub scheme: Scheme,
+    /// PBKDF2 rounds of new hashes (`[main] password_pbkdf2_default_rounds`).
+    pub pbkdf2_rounds: u32,
+    /// bcrypt cost of new `{BCRYPT}` hashes (`[xmlrpc_server] bcrypt_cost`).
+    pub bcrypt_cost: u32,
+}
+
+impl Default for HashPolicy {
+    /// Roundup's defaults: `PBKDF2S5` with 250 000 rounds (bcrypt cost 12).
+    fn default() -> Self {
+        HashPolicy {
+            scheme: Scheme::Pbkdf2S5,
+            pbkdf2_rounds: 250_000,
+            bcrypt_cost: BCRYPT_COST,
+        }
+    }
+}
+
+impl HashPolicy {
+    /// Hashes `plaintext` with this policy's scheme and work factor.
+    pub fn hash(&self, plaintext: &str) -> String {
+        hash_with(self.scheme, plaintext, self.pbkdf2_rounds, self.bcrypt_cost)
+    }
+
+    /// [`from_input`] with this policy: plaintext is hashed with its scheme and
+    /// work factor, pre-hashed values are stored as given.
+    pub fn from_input(&self, raw: &str) -> Result<String, PasswordError> {
+        if raw.is_empty() {
+            return Err(PasswordError::Empty);
+        }
+        match split_stored(raw) {
+            Some(_) => from_input(raw, self.scheme, self.pbkdf2_rounds),
+            None => Ok(self.hash(raw)),
+        }
+    }
+
+    /// True when a stored hash should be re-hashed with [`hash`](Self::hash) after
+    /// the password was verified (`[web] migrate_passwords`): its scheme is not this
+    /// policy's scheme (so every deprecated scheme, as in Roundup's
+    /// `needs_migration`, and also `PBKDF2S5` ↔ `BCRYPT` after the configured
+    /// scheme changed), or it is this scheme with a lower work factor (PBKDF2 rounds
+    /// or bcrypt cost, clamped like [`hash`](Self::hash) so that a fresh hash never
+    /// needs migration). Unknown schemes and malformed values give `false` (they
+    /// fail verification anyway).
+    pub fn needs_migration(&self, stored: &str) -> bool {
+        let Some((name, data)) = split_stored(stored) else {
+            return false;
+        };
+        let Some(scheme) = Scheme::parse(name) else {
+            return false;
+        };
+        if scheme != self.scheme {
+            return true;
+        }
+        match scheme {
+            Scheme::Pbkdf2S5 | Scheme::Pbkdf2 => match pbkdf2_unpack(data) {
+                Ok((rounds, ..)) => {
+                    let wanted = self
+                        .pbkdf2_rounds
+                        .clamp(MIN_PBKDF2_ROUNDS, MAX_PBKDF2_ROUNDS);
+                    rounds.value < u64::from(wanted)
+                }
+                Err(_) => false,
+            },
+            Scheme::Bcrypt => match data.split('$').nth(2).map(str::parse::<u32>) {
+                Some(Ok(cost)) => cost < self.bcrypt_cost.clamp(MIN_BCRYPT_COST, MAX_BCRYPT_COST),
+                _ => false,
+            },
+            _ => false,
+        }
     }
 }
 

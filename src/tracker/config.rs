@@ -296,7 +296,8 @@ pub struct NosyConfig {
 pub struct ServerConfig {
     /// `password_default_scheme`: `PBKDF2S5` (default) or `BCRYPT`.
     pub password_default_scheme: PasswordScheme,
-    /// `bcrypt_cost` (default 12, 4..=31).
+    /// `bcrypt_cost` (default 12, 4..=16: the highest cost we verify is
+    /// [`crate::auth::password::MAX_BCRYPT_COST`]).
     pub bcrypt_cost: u32,
     /// `bind`: listen address, e.g. `127.0.0.1:8000`.
     pub bind: Option<SocketAddr>,
@@ -858,7 +859,13 @@ fn parse_server(r: &RawIni) -> Result<ServerConfig, ConfigError> {
                 ("BCRYPT", PasswordScheme::Bcrypt),
             ],
         )?,
-        bcrypt_cost: r.number(s, "bcrypt_cost", 12, 4, Some(31))?,
+        bcrypt_cost: r.number(
+            s,
+            "bcrypt_cost",
+            crate::auth::password::BCRYPT_COST,
+            crate::auth::password::MIN_BCRYPT_COST,
+            Some(crate::auth::password::MAX_BCRYPT_COST),
+        )?,
         bind,
         trusted_proxies,
         max_connections: r.opt_number(s, "max_connections", 1)?,

@@ -44,14 +44,22 @@ pub struct Settings {
     pub tracker_name: String,
     /// `[tracker] web`.
     pub tracker_web: String,
-    /// `[tracker] email` (the admin address).
+    /// `[tracker] email`, the tracker's own address (`@<[mail] domain>` added when
+    /// it has no `@`).
     pub tracker_email: String,
     /// `[main] timezone`: the default time zone for Date input.
     pub timezone: String,
     /// `[main] password_pbkdf2_default_rounds`.
     pub pbkdf2_rounds: u32,
-    /// `[main] password_default_scheme` (ours): `PBKDF2S5` or `BCRYPT`.
+    /// `[xmlrpc_server] password_default_scheme` (ours): `PBKDF2S5` or `BCRYPT`.
     pub password_scheme: String,
+    /// `[xmlrpc_server] bcrypt_cost` (ours): cost of new `{BCRYPT}` hashes.
+    pub bcrypt_cost: u32,
+    /// `[web] migrate_passwords`: re-hash an outdated hash after a successful login.
+    pub migrate_passwords: bool,
+    /// `[web] login_empty_passwords`: a user without a password may log in with an
+    /// empty one.
+    pub login_empty_passwords: bool,
     /// `[nosy] messages_to_author`: `yes`, `no`, `new` or `nosy`.
     pub nosy_messages_to_author: String,
     /// `[nosy] add_author`: `yes`, `no` or `new`.
@@ -82,6 +90,10 @@ pub struct Settings {
     pub api_interval: u64,
     /// `[rdbms] sqlite_timeout` in seconds.
     pub sqlite_timeout: u64,
+    /// `[rdbms] allow_create`: schema.toml may add classes (tables) to the database.
+    pub allow_create: bool,
+    /// `[rdbms] allow_alter`: schema.toml may change classes (columns, indexes).
+    pub allow_alter: bool,
     /// `[main] database`: the database directory (resolved against the tracker).
     pub database: PathBuf,
 }
@@ -95,6 +107,9 @@ impl Default for Settings {
             timezone: "0".into(),
             pbkdf2_rounds: 250_000,
             password_scheme: "PBKDF2S5".into(),
+            bcrypt_cost: crate::auth::password::BCRYPT_COST,
+            migrate_passwords: true,
+            login_empty_passwords: false,
             nosy_messages_to_author: "no".into(),
             nosy_add_author: "new".into(),
             nosy_add_recipients: "new".into(),
@@ -110,7 +125,22 @@ impl Default for Settings {
             api_calls_per_interval: 0,
             api_interval: 3600,
             sqlite_timeout: 30,
+            allow_create: true,
+            allow_alter: true,
             database: PathBuf::from("db"),
+        }
+    }
+}
+
+impl Settings {
+    /// How new passwords are hashed (scheme and work factors), which also decides
+    /// which stored hashes `[web] migrate_passwords` re-hashes.
+    pub fn hash_policy(&self) -> crate::auth::HashPolicy {
+        crate::auth::HashPolicy {
+            scheme: crate::auth::Scheme::parse(&self.password_scheme)
+                .unwrap_or(crate::auth::Scheme::Pbkdf2S5),
+            pbkdf2_rounds: self.pbkdf2_rounds,
+            bcrypt_cost: self.bcrypt_cost,
         }
     }
 }
@@ -153,6 +183,8 @@ impl Tracker {
         let db_dir = settings.database.clone();
         let options = Options {
             busy_timeout: std::time::Duration::from_secs(settings.sqlite_timeout),
+            allow_create: settings.allow_create,
+            allow_alter: settings.allow_alter,
         };
         let store = SqliteStore::open(&db_dir, schema.clone(), options).map_err(|source| {
             OpenError::Database {
@@ -177,10 +209,17 @@ pub fn settings_from_config(c: &config::Config) -> Settings {
     Settings {
         tracker_name: c.tracker.name.clone(),
         tracker_web: c.tracker.web.clone().unwrap_or_default(),
-        tracker_email: c.tracker.email.clone(),
+        // `@<[mail] domain>` added as Roundup's MailAddressOption does (as written
+        // when there is no domain to add).
+        tracker_email: c
+            .tracker_email()
+            .unwrap_or_else(|_| c.tracker.email.clone()),
         timezone: c.main.timezone.clone(),
         pbkdf2_rounds: c.main.password_pbkdf2_default_rounds,
         password_scheme: c.server.password_default_scheme.as_str().to_string(),
+        bcrypt_cost: c.server.bcrypt_cost,
+        migrate_passwords: c.web.migrate_passwords,
+        login_empty_passwords: c.web.login_empty_passwords,
         nosy_messages_to_author: nosy(&c.nosy.messages_to_author),
         nosy_add_author: nosy(&c.nosy.add_author),
         nosy_add_recipients: nosy(&c.nosy.add_recipients),
@@ -196,6 +235,8 @@ pub fn settings_from_config(c: &config::Config) -> Settings {
         api_calls_per_interval: c.web.api_calls_per_interval,
         api_interval: c.web.api_interval_in_sec,
         sqlite_timeout: c.rdbms.sqlite_timeout,
+        allow_create: c.rdbms.allow_create,
+        allow_alter: c.rdbms.allow_alter,
         database: c.main.database.clone(),
     }
 }

@@ -191,6 +191,14 @@ fn update_class(conn: &Connection, class: &ClassDef) -> Result<()> {
     Ok(())
 }
 
+/// Roundup's refusal of a schema change that `[rdbms] allow_create`/`allow_alter`
+/// forbids (nothing has been changed: the transaction is rolled back).
+fn disallowed(operation: &str, class: &str, option: &str) -> StoreError {
+    StoreError::Incompatible(format!(
+        "{operation} operation disallowed: \"{class}\" ([rdbms] {option} = no)"
+    ))
+}
+
 /// The Python repr of one class's entry in the `schema` row:
 /// `('key', [('prop', '<roundup.hyperdb.X>'), ...])`.
 pub fn class_spec_repr(class: &ClassDef) -> String {
@@ -209,7 +217,7 @@ pub fn class_spec_repr(class: &ClassDef) -> String {
 /// Makes the database match `schema`: creates base tables on a new database,
 /// checks the stored version, creates or extends class tables, and rewrites the
 /// `schema` row. Runs in its own transaction.
-pub fn sync_schema(conn: &mut Connection, schema: &Schema) -> Result<()> {
+pub fn sync_schema(conn: &mut Connection, schema: &Schema, options: &super::Options) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     ensure_base_tables(&tx)?;
     let stored: Option<String> = tx
@@ -242,13 +250,22 @@ pub fn sync_schema(conn: &mut Connection, schema: &Schema) -> Result<()> {
         match stored_tables.tables.iter().find(|(n, _)| n == &class.name) {
             Some((_, old)) if old.same_as(class) => {}
             Some(_) => {
+                if !options.allow_alter {
+                    return Err(disallowed("ALTER", &class.name, "allow_alter"));
+                }
                 update_class(&tx, class)?;
                 changed = true;
             }
             None => {
                 if table_exists(&tx, &format!("_{}", class.name))? {
+                    if !options.allow_alter {
+                        return Err(disallowed("ALTER", &class.name, "allow_alter"));
+                    }
                     update_class(&tx, class)?;
                 } else {
+                    if !options.allow_create {
+                        return Err(disallowed("CREATE", &class.name, "allow_create"));
+                    }
                     create_class(&tx, class)?;
                 }
                 changed = true;

@@ -36,12 +36,19 @@ const MAX_IDLE_READERS: usize = 16;
 pub struct Options {
     /// SQLite busy timeout (Roundup's `[rdbms] sqlite_timeout`).
     pub busy_timeout: Duration,
+    /// Roundup's `[rdbms] allow_create`: a class without tables may get them.
+    pub allow_create: bool,
+    /// Roundup's `[rdbms] allow_alter`: a changed class may get new columns,
+    /// Multilink tables and indexes.
+    pub allow_alter: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             busy_timeout: Duration::from_secs(30),
+            allow_create: true,
+            allow_alter: true,
         }
     }
 }
@@ -101,7 +108,7 @@ impl SqliteStore {
         std::fs::create_dir_all(db_dir)?;
         let db_path = db_dir.join("db");
         let mut writer = open_conn(&db_path, &options, false)?;
-        ddl::sync_schema(&mut writer, &schema)?;
+        ddl::sync_schema(&mut writer, &schema, &options)?;
         writer.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES)?;
         let checkpointer =
             checkpoint::Checkpointer::start(open_conn(&db_path, &options, false)?, &db_path);
