@@ -403,9 +403,14 @@ impl TrackerMethods<'_> {
             }
         };
         if method.writes {
+            // The mail is written to the outbox by this transaction and sent by the
+            // tracker's delivery thread: no mail server delays the answer.
+            mail::queue(&mut *tx, &outbox, &self.tracker.settings)?;
             tx.commit()?;
+            if !outbox.is_empty() {
+                self.tracker.outbox.wake();
+            }
         }
-        mail::deliver(outbox, &self.tracker.settings);
         Ok(value)
     }
 }
@@ -434,7 +439,7 @@ impl Methods for TrackerMethods<'_> {
             return Err(Error::Exception(format!("method \"{name}\" is not supported")).to_fault());
         };
         self.run(method, params).map_err(|e| {
-            if let Error::Store(detail) = &e {
+            if let Error::Store(detail) | Error::ReadOnlyStore(detail) = &e {
                 tracing::error!(tracker = %self.tracker.name, method = name, error = %detail, "storage failure");
             }
             e.to_fault()
