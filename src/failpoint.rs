@@ -24,9 +24,9 @@ pub fn hit(name: &str) -> std::io::Result<()> {
     let Some((_, action)) = points.iter().find(|(n, _)| n == name) else {
         return Ok(());
     };
+    eprintln!("failpoint {name}: {action}");
     match action.as_str() {
         "kill" => {
-            eprintln!("failpoint {name}: kill -9");
             let pid = std::process::id().to_string();
             let _ = std::process::Command::new("kill")
                 .args(["-9", &pid])

@@ -193,7 +193,10 @@ pub fn settings_from_config(c: &config::Config) -> Settings {
     Settings {
         tracker_name: c.tracker.name.clone(),
         tracker_web: c.tracker.web.clone().unwrap_or_default(),
-        tracker_email: c.tracker.email.clone(),
+        // Completed with `[mail] domain` as Roundup does (`issue_tracker@domain`).
+        tracker_email: c
+            .tracker_email()
+            .unwrap_or_else(|_| c.tracker.email.clone()),
         timezone: c.main.timezone.clone(),
         pbkdf2_rounds: c.main.password_pbkdf2_default_rounds,
         password_scheme: c.server.password_default_scheme.as_str().to_string(),
