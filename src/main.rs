@@ -328,9 +328,9 @@ fn serve(
 ) -> Result<(), Fatal> {
     let count = trackers.len();
     for t in &trackers {
-        t.outbox.start(&t.name, &t.settings).map_err(|e| {
-            Fatal::new(exit::FAILURE, format!("cannot start mail delivery: {e}"))
-        })?;
+        t.outbox
+            .start(&t.name, &t.settings)
+            .map_err(|e| Fatal::new(exit::FAILURE, format!("cannot start mail delivery: {e}")))?;
     }
     let outboxes = trackers.clone();
     let limits = Limits {

@@ -74,7 +74,11 @@ impl OutgoingMail {
 /// Writes `mails` to the outbox inside `tx`: they appear when it commits. Without
 /// `[mail] debug` or `[mail] host` there is nowhere to send them: they are
 /// dropped with a warning, as before there was an outbox.
-pub fn queue(tx: &mut dyn Tx, mails: &[OutgoingMail], settings: &Settings) -> crate::store::Result<()> {
+pub fn queue(
+    tx: &mut dyn Tx,
+    mails: &[OutgoingMail],
+    settings: &Settings,
+) -> crate::store::Result<()> {
     if mails.is_empty() {
         return Ok(());
     }
@@ -187,4 +191,33 @@ fn send_smtp(m: &OutgoingMail, settings: &Settings) -> Result<(), MailError> {
     }
     transport.build().send(&message)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_files_read_back_exactly() {
+        let m = OutgoingMail {
+            to: vec!["joe@example.com".into(), "bob@example.com".into()],
+            from: "Admin \"x\" <tracker@example.com>".into(),
+            subject: "[issue1] \u{e9}\u{4e2d} \"quoted\" '\\' \r\n\t".into(),
+            message_id: "<1.2@example.com>".into(),
+            body: "line 1\n\u{0}\u{7f} \"\"\" ''' end\n".into(),
+        };
+        let text = toml::to_string(&m).expect("serialise");
+        assert_eq!(from_queue_file(&text).expect("read back"), m);
+        let bad = from_queue_file("to = 1").expect_err("not a mail");
+        assert!(bad.is_permanent());
+    }
+
+    #[test]
+    fn queue_names_sort_by_time_and_are_unique() {
+        let a = queue_name();
+        let b = queue_name();
+        assert!(a < b, "{a} {b}");
+        assert!(a.ends_with(super::super::outbox::MAIL_EXT));
+        assert!(!a.contains('/'));
+    }
 }

@@ -164,7 +164,8 @@ impl Worker {
                         next_try = Instant::now();
                     }
                     RoundEnd::Retry => {
-                        let b = backoff.map_or(Duration::from_secs(1), |b| (b * 2).min(MAX_BACKOFF));
+                        let b =
+                            backoff.map_or(Duration::from_secs(1), |b| (b * 2).min(MAX_BACKOFF));
                         backoff = Some(b);
                         next_try = Instant::now() + b;
                     }

@@ -152,14 +152,46 @@ pub fn leftovers_in(dir: &Path, only: Option<&str>) -> Result<Vec<Leftover>> {
 /// `outbox/`, by token.
 pub fn all_leftovers(db_dir: &Path) -> Result<Vec<Leftover>> {
     let mut out = leftovers_in(&db_dir.join(super::OUTBOX_DIR), None)?;
-    let files = db_dir.join("files");
-    for class_dir in subdirs(&files)? {
-        for sub in subdirs(&class_dir)? {
-            out.extend(leftovers_in(&sub, None)?);
-        }
+    for dir in content_dirs(db_dir)? {
+        out.extend(leftovers_in(&dir, None)?);
     }
     out.sort_by_key(|l| l.token);
     Ok(out)
+}
+
+/// The `files/<class>/<n>/` directories.
+fn content_dirs(db_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for class_dir in subdirs(&db_dir.join("files"))? {
+        out.extend(subdirs(&class_dir)?);
+    }
+    Ok(out)
+}
+
+/// What the protocol of earlier versions of this server can have left after a
+/// crash: `<final>.old`, the previous content moved aside just before the new one
+/// was renamed into place. Put back when the final file is missing (the new
+/// content never arrived, so the old one is the committed one); otherwise which of
+/// the two is committed cannot be known, and it is reported, not deleted.
+pub fn restore_old_protocol(db_dir: &Path) -> Result<()> {
+    for dir in content_dirs(db_dir)? {
+        for entry in fs::read_dir(&dir)? {
+            let name = entry?.file_name();
+            let Some(final_name) = name.to_str().and_then(|n| n.strip_suffix(".old")) else {
+                continue;
+            };
+            let (old, final_path) = (dir.join(&name), dir.join(final_name));
+            if final_path.exists() {
+                tracing::warn!(file = %old.display(),
+                    "previous content left by an earlier version after a crash; compare it with the current one and delete it");
+            } else {
+                rename_synced(&old, &final_path)?;
+                tracing::warn!(file = %final_path.display(),
+                    "restored content an earlier version had moved aside before a crash");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -432,6 +464,25 @@ mod tests {
             .discard();
         assert_eq!(fs::read(&final_path).expect("read"), b"two");
         assert!(all_leftovers(&db).expect("scan").is_empty());
+        let _ = fs::remove_dir_all(&db);
+    }
+
+    #[test]
+    fn old_protocol_leftovers_are_restored_never_deleted() {
+        let db = std::env::temp_dir().join(format!("rxs-old-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&db);
+        let dir = db.join("files").join("msg").join("0");
+        fs::create_dir_all(&dir).expect("mkdir");
+        // msg1 was moved aside and the new content never arrived: put back.
+        fs::write(dir.join("msg1.old"), b"committed").expect("write");
+        // msg2 has both: which one is committed is unknown, both are kept.
+        fs::write(dir.join("msg2.old"), b"old").expect("write");
+        fs::write(dir.join("msg2"), b"new").expect("write");
+        restore_old_protocol(&db).expect("restore");
+        assert_eq!(fs::read(dir.join("msg1")).expect("read"), b"committed");
+        assert!(!dir.join("msg1.old").exists());
+        assert_eq!(fs::read(dir.join("msg2")).expect("read"), b"new");
+        assert_eq!(fs::read(dir.join("msg2.old")).expect("read"), b"old");
         let _ = fs::remove_dir_all(&db);
     }
 }

@@ -267,6 +267,7 @@ fn plain_io_reason(e: &std::io::Error) -> String {
 /// never committed (see [`files`]). Runs under the write lock, so no other process
 /// is between staging and committing.
 fn recover_files(conn: &Connection, db_dir: &Path) -> Result<()> {
+    files::restore_old_protocol(db_dir)?;
     let leftovers = files::all_leftovers(db_dir)?;
     if leftovers.is_empty() {
         return Ok(());
@@ -538,9 +539,11 @@ impl SqliteTx<'_> {
                 t
             }
         };
-        // What earlier transactions left staged for this file (a crash, a failed
+        // What earlier transactions left staged for this item (a crash, a failed
         // install) is finished first, so that older content never lands later.
-        if let (Some(dir), Some(name)) = (final_path.parent(), final_path.file_name()) {
+        // (Outbox files have new unique names.)
+        let dir_name = (final_path.parent(), final_path.file_name());
+        if let (true, Some(dir), Some(name)) = (item.is_some(), dir_name.0, dir_name.1) {
             let committed = token - 1;
             for l in files::leftovers_in(dir, name.to_str())? {
                 if l.token != token {
