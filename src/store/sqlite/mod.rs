@@ -189,19 +189,20 @@ impl SqliteStore {
             token: None,
         };
         if write && self.repair_needed.load(Ordering::Acquire) {
-            self.retry_installs(&tx.conn)?;
+            self.retry_installs()?;
         }
         Ok(tx)
     }
 
     /// Installs committed files whose rename failed after their commit (under the
     /// writer lock, in token order).
-    fn retry_installs(&self, conn: &Connection) -> Result<()> {
-        let committed = user_version(conn)?;
+    fn retry_installs(&self) -> Result<()> {
         let mut waiting = self.pending.entries();
         waiting.sort_by_key(|l| l.token);
         for l in waiting {
-            match files::resolve(&l, committed) {
+            // Registered entries are committed by construction (removed if the
+            // COMMIT failed), whatever the token says after a wrap-around.
+            match files::resolve(&l, i64::MAX) {
                 Ok(_) => self.pending.remove(&l.final_path, l.token),
                 Err(e) => {
                     tracing::error!(file = %l.final_path.display(), error = %e,
@@ -530,6 +531,12 @@ impl SqliteTx<'_> {
             None => {
                 let committed = user_version(&self.conn)?;
                 let t = if committed >= i64::from(i32::MAX) || committed < 0 {
+                    // The header field is 32 bits: start again at 1, after
+                    // finishing everything staged under the old numbering.
+                    for l in files::all_leftovers(&self.store.db_dir)? {
+                        files::resolve(&l, committed)?;
+                        self.store.pending.remove(&l.final_path, l.token);
+                    }
                     1
                 } else {
                     committed + 1
