@@ -125,8 +125,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when the database (or its directory) cannot be written: a read-only
-    /// file system, or a file the daemon has no permission to write.
+    /// True when a write failed because the database (or its directory) cannot be
+    /// written: a read-only file system, or no permission to write.
     pub fn is_read_only(&self) -> bool {
         use rusqlite::ErrorCode;
         match self {
@@ -134,10 +134,7 @@ impl StoreError {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
                 e.code == ErrorCode::ReadOnly
             }
-            StoreError::Io(e) => matches!(
-                e.kind(),
-                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
-            ),
+            StoreError::Io(e) => e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
             _ => false,
         }
     }

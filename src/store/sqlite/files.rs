@@ -51,7 +51,7 @@
 //! `content.rename` (error instead of the rename) and `content.after_rename`.
 //! They apply to outbox files too.
 
-use super::super::{Id, Result};
+use super::super::{Id, Result, StoreError};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -232,13 +232,29 @@ fn rename_synced(from: &Path, to: &Path) -> Result<()> {
     match fs::rename(from, to) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(write_error(to, e)),
     }
     if let Some(dir) = to.parent() {
         sync_dir(dir)?;
     }
     crate::failpoint::hit("content.after_rename")?;
     Ok(())
+}
+
+/// A failed write of `path`: "not writable" in plain words when the file system
+/// is read-only or permission is denied, the I/O error otherwise.
+fn write_error(path: &Path, e: std::io::Error) -> StoreError {
+    match e.kind() {
+        ErrorKind::ReadOnlyFilesystem => StoreError::NotWritable {
+            path: path.to_path_buf(),
+            reason: "read-only file system".into(),
+        },
+        ErrorKind::PermissionDenied => StoreError::NotWritable {
+            path: path.to_path_buf(),
+            reason: "permission denied".into(),
+        },
+        _ => StoreError::Io(e),
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -288,7 +304,7 @@ pub fn stage(
     content: &[u8],
 ) -> Result<Staged> {
     let dir = final_path.parent().unwrap_or(root);
-    create_dir_synced(root, dir)?;
+    create_dir_synced(root, dir).map_err(|e| write_error(dir, e))?;
     let tmp = staged_path(final_path, token);
     let staged = Staged {
         content: if item.is_some() {
@@ -310,7 +326,7 @@ pub fn stage(
     };
     if let Err(e) = write().and_then(|()| crate::failpoint::hit("content.after_stage")) {
         staged.discard();
-        return Err(e.into());
+        return Err(write_error(&staged.tmp, e));
     }
     Ok(staged)
 }
