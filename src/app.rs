@@ -516,8 +516,11 @@ fn store_password(tracker: &Tracker, user: &UserCtx, old: &str, new: &str) -> Re
         items::set(&mut ctx, users, user.id, changes)?;
         ctx.outbox
     };
+    mail::queue(&mut *tx, &outbox, &tracker.settings)?;
     tx.commit()?;
-    mail::deliver(outbox, &tracker.settings);
+    if !outbox.is_empty() {
+        tracker.outbox.wake();
+    }
     Ok(true)
 }
 
@@ -567,9 +570,14 @@ impl TrackerMethods<'_> {
             }
         };
         if method.writes {
+            // The mail is written to the outbox by this transaction and sent by the
+            // tracker's delivery thread: no mail server delays the answer.
+            mail::queue(&mut *tx, &outbox, &self.tracker.settings)?;
             tx.commit()?;
+            if !outbox.is_empty() {
+                self.tracker.outbox.wake();
+            }
         }
-        mail::deliver(outbox, &self.tracker.settings);
         Ok(value)
     }
 }
@@ -598,7 +606,7 @@ impl Methods for TrackerMethods<'_> {
             return Err(Error::Exception(format!("method \"{name}\" is not supported")).to_fault());
         };
         self.run(method, params).map_err(|e| {
-            if let Error::Store(detail) = &e {
+            if let Error::Store(detail) | Error::ReadOnlyStore(detail) = &e {
                 tracing::error!(tracker = %self.tracker.name, method = name, error = %detail, "storage failure");
             }
             e.to_fault()

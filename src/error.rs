@@ -57,6 +57,10 @@ pub enum Error {
     /// A storage failure (logged; the client sees a generic fault).
     #[error("storage: {0}")]
     Store(String),
+    /// The database or its directory cannot be written (logged with the detail;
+    /// the client is told so in plain words).
+    #[error("read-only storage: {0}")]
+    ReadOnlyStore(String),
     /// The server is over a limit (busy, deadline).
     #[error("server error: {0}")]
     Internal(String),
@@ -66,6 +70,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Limit(m) => Error::ValueError(m),
+            e if e.is_read_only() => Error::ReadOnlyStore(e.to_string()),
             e => Error::Store(e.to_string()),
         }
     }
@@ -126,6 +131,10 @@ impl Error {
             Error::Store(_) => {
                 Fault::new(codes::INTERNAL_ERROR, "database error; see the server log")
             }
+            Error::ReadOnlyStore(_) => Fault::new(
+                codes::INTERNAL_ERROR,
+                "the tracker database is read-only: nothing was changed",
+            ),
             Error::Internal(m) => Fault::new(codes::INTERNAL_ERROR, m.clone()),
         }
     }

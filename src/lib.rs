@@ -23,6 +23,7 @@ pub mod cli;
 pub mod detectors;
 pub mod dispatch;
 pub mod error;
+pub mod failpoint;
 pub mod http;
 pub mod hyperdb;
 pub mod items;

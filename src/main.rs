@@ -23,6 +23,9 @@ use std::time::Duration;
 /// sum of both.
 const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a mail being sent at shutdown may still take.
+const MAIL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A failure that ends the process with a message and an exit code.
 struct Fatal {
     code: i32,
@@ -44,7 +47,9 @@ impl From<OpenError> for Fatal {
             OpenError::Missing(_) => exit::NO_TRACKER,
             OpenError::Schema(_) => exit::BAD_SCHEMA,
             OpenError::Config(_) => exit::BAD_CONFIG,
-            OpenError::Database { .. } => exit::DATABASE,
+            OpenError::Database { .. } | OpenError::NoDatabase(_) | OpenError::ReadOnly(_) => {
+                exit::DATABASE
+            }
         };
         Fatal::new(code, e.to_string())
     }
@@ -322,6 +327,12 @@ fn serve(
     config: ServerConfig,
 ) -> Result<(), Fatal> {
     let count = trackers.len();
+    for t in &trackers {
+        t.outbox
+            .start(&t.name, &t.settings)
+            .map_err(|e| Fatal::new(exit::FAILURE, format!("cannot start mail delivery: {e}")))?;
+    }
+    let outboxes = trackers.clone();
     let limits = Limits {
         max_body_bytes: config.max_decoded_body_bytes,
         ..Limits::default()
@@ -379,6 +390,10 @@ fn serve(
     // A handler that outlived the grace period of server::run is still running on a
     // blocking thread: do not wait for it forever.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    // Queued mail that is not sent by now stays in the outbox for the next start.
+    for t in &outboxes {
+        t.outbox.stop(MAIL_SHUTDOWN_TIMEOUT);
+    }
     result
 }
 

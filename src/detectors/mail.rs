@@ -1,13 +1,18 @@
-//! Outgoing nosy mail: queued by the reactor during the call and delivered after
-//! the transaction has committed, so a mail failure never loses the write. It
-//! goes to the `[mail] debug` file when that is set (as Roundup does), otherwise
-//! to the SMTP server in `[mail] host`.
+//! Outgoing nosy mail: built by the reactor during the call, written to the
+//! tracker's outbox (`db/outbox/`) as part of the call's transaction (so it exists
+//! exactly when the change does, crash or not), and delivered by the tracker's
+//! delivery thread ([`super::outbox`]) with retries. A slow or dead mail server
+//! never delays an answer, and a restart loses no mail. Mail goes to the
+//! `[mail] debug` file when that is set (as Roundup does), otherwise to the SMTP
+//! server in `[mail] host`.
 
+use crate::store::sqlite::OUTBOX_DIR;
+use crate::store::Tx;
 use crate::tracker::Settings;
 use std::io::Write;
 
-/// One mail to send.
-#[derive(Debug, Clone, PartialEq)]
+/// One mail to send (also its form in the outbox, as TOML).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OutgoingMail {
     /// Recipient addresses.
     pub to: Vec<String>,
@@ -75,36 +80,91 @@ impl OutgoingMail {
     }
 }
 
-/// Delivers queued mail. Failures are logged and never propagate: the data is
-/// already committed.
-pub fn deliver(outbox: Vec<OutgoingMail>, settings: &Settings) {
-    for m in outbox {
-        if let Some(path) = &settings.mail_debug {
-            let res = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .and_then(|mut f| writeln!(f, "{}", m.render()));
-            if let Err(e) = res {
-                tracing::error!(file = %path.display(), error = %e, "cannot write mail debug file");
-            }
-        } else if settings.mail_host.is_empty() {
+/// Writes `mails` to the outbox inside `tx`: they appear when it commits. Without
+/// `[mail] debug` or `[mail] host` there is nowhere to send them: they are
+/// dropped with a warning, as before there was an outbox.
+pub fn queue(
+    tx: &mut dyn Tx,
+    mails: &[OutgoingMail],
+    settings: &Settings,
+) -> crate::store::Result<()> {
+    if mails.is_empty() {
+        return Ok(());
+    }
+    if settings.mail_debug.is_none() && settings.mail_host.is_empty() {
+        for m in mails {
             tracing::warn!(to = ?m.to, "no [mail] host configured; nosy mail not sent");
-        } else if let Err(e) = send_smtp(&m, settings) {
-            tracing::error!(to = ?m.to, host = %settings.mail_host, error = %e, "nosy mail not sent");
         }
+        return Ok(());
+    }
+    for m in mails {
+        let text = toml::to_string(m).map_err(|e| {
+            crate::store::StoreError::Io(std::io::Error::other(format!("mail: {e}")))
+        })?;
+        tx.put_file_on_commit(OUTBOX_DIR, &queue_name(), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// A new outbox file name: sorts by queueing time, unique in the process and
+/// across processes.
+fn queue_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000;
+    let r: u32 = rand::random();
+    format!("{micros:020}-{seq:06}-{r:08x}{}", super::outbox::MAIL_EXT)
+}
+
+/// Reads an outbox file back.
+pub fn from_queue_file(text: &str) -> Result<OutgoingMail, MailError> {
+    toml::from_str(text).map_err(|e| MailError::Message(format!("unreadable outbox file: {e}")))
+}
+
+/// Delivers one mail: appends it to the `[mail] debug` file, or sends it through
+/// `[mail] host`.
+pub fn deliver_one(m: &OutgoingMail, settings: &Settings) -> Result<(), MailError> {
+    if let Some(path) = &settings.mail_debug {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{}", m.render()))
+            .map_err(|e| MailError::File(format!("{}: {e}", path.display())))
+    } else if settings.mail_host.is_empty() {
+        Err(MailError::Message("no [mail] host configured".into()))
+    } else {
+        send_smtp(m, settings)
     }
 }
 
-/// Why an SMTP delivery failed.
+/// Why a delivery failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    /// An address or header could not be used.
+    /// An address or header could not be used (permanent).
     #[error("bad message: {0}")]
     Message(String),
     /// The SMTP conversation failed.
     #[error("smtp: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
+    /// The `[mail] debug` file could not be written (retried).
+    #[error("mail debug file {0}")]
+    File(String),
+}
+
+impl MailError {
+    /// True when trying again cannot help: a bad message, or an SMTP 5xx answer.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            MailError::Message(_) => true,
+            MailError::Smtp(e) => e.is_permanent(),
+            MailError::File(_) => false,
+        }
+    }
 }
 
 /// Sends one mail through `[mail] host` (STARTTLS when `[mail] tls`, AUTH when
@@ -140,4 +200,33 @@ fn send_smtp(m: &OutgoingMail, settings: &Settings) -> Result<(), MailError> {
     }
     transport.build().send(&message)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_files_read_back_exactly() {
+        let m = OutgoingMail {
+            to: vec!["joe@example.com".into(), "bob@example.com".into()],
+            from: "Admin \"x\" <tracker@example.com>".into(),
+            subject: "[issue1] \u{e9}\u{4e2d} \"quoted\" '\\' \r\n\t".into(),
+            message_id: "<1.2@example.com>".into(),
+            body: "line 1\n\u{0}\u{7f} \"\"\" ''' end\n".into(),
+        };
+        let text = toml::to_string(&m).expect("serialise");
+        assert_eq!(from_queue_file(&text).expect("read back"), m);
+        let bad = from_queue_file("to = 1").expect_err("not a mail");
+        assert!(bad.is_permanent());
+    }
+
+    #[test]
+    fn queue_names_sort_by_time_and_are_unique() {
+        let a = queue_name();
+        let b = queue_name();
+        assert!(a < b, "{a} {b}");
+        assert!(a.ends_with(super::super::outbox::MAIL_EXT));
+        assert!(!a.contains('/'));
+    }
 }

@@ -14,6 +14,7 @@
 pub mod mail;
 pub mod messagesummary;
 pub mod nosyreaction;
+pub mod outbox;
 pub mod statusauditor;
 pub mod userauditor;
 

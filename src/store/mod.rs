@@ -111,6 +111,33 @@ pub enum StoreError {
     /// A write was attempted in a read-only transaction.
     #[error("write attempted in a read transaction")]
     ReadOnly,
+    /// There is no database file (serving never creates one; `init` does).
+    #[error("{}: no tracker database here (is its volume mounted?); `roundup-xmlrpc-server init` creates a tracker, serving never creates a database", .0.display())]
+    Missing(std::path::PathBuf),
+    /// The daemon cannot write the database.
+    #[error("{}: the tracker database is read-only ({reason}); the daemon needs write access to the database directory and its files", path.display())]
+    NotWritable {
+        /// The file or directory that cannot be written.
+        path: std::path::PathBuf,
+        /// Why, in plain words.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// True when a write failed because the database (or its directory) cannot be
+    /// written: a read-only file system, or no permission to write.
+    pub fn is_read_only(&self) -> bool {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::NotWritable { .. } => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == ErrorCode::ReadOnly
+            }
+            StoreError::Io(e) => e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
+            _ => false,
+        }
+    }
 }
 
 /// Result type of storage operations.
@@ -163,13 +190,17 @@ pub trait Tx {
     ) -> Result<()>;
     /// Sets the retired flag (Roundup stores the item's own id when retired).
     fn set_retired(&mut self, class: &ClassDef, id: Id, retired: bool) -> Result<()>;
-    /// Stages new content for a FileClass item (written on commit).
+    /// Stages new content for a FileClass item (in place once committed).
     fn set_content(&mut self, class: &ClassDef, id: Id, content: &[u8]) -> Result<()>;
+    /// Stages file `name` in the database's `area` directory (only `outbox`, the
+    /// mail queue): it appears, complete, once the transaction commits, and never
+    /// if it does not, with the same crash safety as FileClass content.
+    fn put_file_on_commit(&mut self, area: &str, name: &str, content: &[u8]) -> Result<()>;
     /// Appends a journal entry.
     fn journal(&mut self, class: &ClassDef, entry: &JournalEntry) -> Result<()>;
     /// Replaces the full-text index words of (class, id, prop) (Roundup's native indexer).
     fn index_text(&mut self, class: &ClassDef, id: Id, prop: &str, text: &str) -> Result<()>;
-    /// Commits the transaction and moves staged content files into place.
+    /// Commits the transaction and then moves staged files into place.
     fn commit(self: Box<Self>) -> Result<()>;
 }
 

@@ -153,7 +153,7 @@ fn build(
     .collect();
     let data = load_initial_data(&tmp.join("initial_data.toml"), &vars)
         .map_err(|e| InitError::Schema(e.to_string()))?;
-    let tracker = Tracker::from_parts(name, tmp, schema, settings_from_config(&config))?;
+    let tracker = Tracker::from_parts(name, tmp, schema, settings_from_config(&config), true)?;
     create_as_admin(&tracker, &data.creates)
 }
 

@@ -10,7 +10,7 @@ pub mod schema;
 
 use crate::security::Security;
 use crate::store::sqlite::{Options, SqliteStore};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use schema::Schema;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +27,13 @@ pub enum OpenError {
     /// config.ini is invalid.
     #[error("{0}")]
     Config(String),
+    /// There is no database (`db/` missing or empty: an unmounted volume?).
+    /// Serving never creates one.
+    #[error("{0}")]
+    NoDatabase(String),
+    /// The daemon cannot write the database.
+    #[error("{0}")]
+    ReadOnly(String),
     /// The database could not be opened or brought up to date.
     #[error("{path}: cannot open database: {source}")]
     Database {
@@ -159,6 +166,8 @@ pub struct Tracker {
     pub settings: Settings,
     /// The database.
     pub store: Box<dyn Store>,
+    /// The mail outbox (`db/outbox/`) and its delivery thread.
+    pub outbox: crate::detectors::outbox::Outbox,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -171,12 +180,14 @@ impl std::fmt::Debug for Tracker {
 }
 
 impl Tracker {
-    /// Builds a tracker from already loaded parts, opening its sqlite database.
+    /// Builds a tracker from already loaded parts, opening its sqlite database;
+    /// `create` (for `init` only) creates the database if there is none.
     pub fn from_parts(
         name: &str,
         dir: &Path,
         schema: Schema,
         settings: Settings,
+        create: bool,
     ) -> Result<Tracker, OpenError> {
         let schema = Arc::new(schema);
         // config.ini's database path is already resolved against the tracker directory.
@@ -185,13 +196,17 @@ impl Tracker {
             busy_timeout: std::time::Duration::from_secs(settings.sqlite_timeout),
             allow_create: settings.allow_create,
             allow_alter: settings.allow_alter,
+            create,
         };
-        let store = SqliteStore::open(&db_dir, schema.clone(), options).map_err(|source| {
-            OpenError::Database {
-                path: db_dir.clone(),
-                source,
-            }
-        })?;
+        let store =
+            SqliteStore::open(&db_dir, schema.clone(), options).map_err(|source| match source {
+                StoreError::Missing(_) => OpenError::NoDatabase(source.to_string()),
+                StoreError::NotWritable { .. } => OpenError::ReadOnly(source.to_string()),
+                source => OpenError::Database {
+                    path: db_dir.clone(),
+                    source,
+                },
+            })?;
         Ok(Tracker {
             name: name.to_string(),
             dir: dir.to_path_buf(),
@@ -199,6 +214,7 @@ impl Tracker {
             schema,
             settings,
             store: Box::new(store),
+            outbox: crate::detectors::outbox::Outbox::new(&db_dir),
         })
     }
 }
@@ -253,6 +269,6 @@ impl Tracker {
         let config = config::load_config(dir).map_err(|e| OpenError::Config(e.to_string()))?;
         let schema =
             load::load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
-        Tracker::from_parts(name, dir, schema, settings_from_config(&config))
+        Tracker::from_parts(name, dir, schema, settings_from_config(&config), false)
     }
 }

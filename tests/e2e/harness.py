@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import xmlrpc.client
 from pathlib import Path
@@ -97,7 +98,13 @@ class Tracker:
         return (self.home / "db" / "files" / classname / str(n // 1000)
                 / ("%s%d" % (classname, n)))
 
-    def mail_text(self):
+    def mail_text(self, timeout=10.0):
+        """The mail debug file, once everything queued is delivered: our server
+        sends mail from its outbox (db/outbox/) after the call has answered."""
+        outbox = self.home / "db" / "outbox"
+        deadline = time.monotonic() + timeout
+        while any(outbox.glob("*.mail")) and time.monotonic() < deadline:
+            time.sleep(0.02)
         return self.mail_log.read_text() if self.mail_log.exists() else ""
 
 

@@ -275,6 +275,8 @@ def ro_phase(target, tracker, first, fid2, big):
             assert rc != 0 and err.strip(), (
                 "no ready line and no clear error (rc %s): %r" % (rc, err))
             assert_no_leak(err.replace("sqlite", "SQLite-db"))
+            # In plain words, not SQLite's "attempt to write a readonly database".
+            assert "the tracker database is read-only (read-only file system)" in err, err
             return
         port = int(line.split(b":")[-1].strip(b"/\n"))
         p = xmlrpc.client.ServerProxy(
@@ -335,7 +337,8 @@ def test_disk_full_and_read_only_storage(target, make_tracker, small_fs):
         # ---- read-only storage. A mount with files open for writing cannot
         # be remounted read-only, so the server is stopped first and started
         # again on the read-only file system: it must either refuse to start
-        # with a clear message, or serve reads and refuse writes cleanly.
+        # with a clear message (ours: saying the database is read-only), or
+        # serve reads and refuse writes cleanly.
         srv.stop()
         ms.server = None
         r = run(["mount", "-o", "remount,ro", str(small_fs)])

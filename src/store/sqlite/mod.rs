@@ -20,10 +20,14 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use ddl::{columns as class_columns, DB_VERSION};
+
+/// The mail outbox directory inside the database directory (`db/outbox/`).
+pub const OUTBOX_DIR: &str = "outbox";
 
 /// Page cache per reader connection, in KiB, as SQLite's negative `cache_size`.
 const READER_CACHE_KIB: i64 = -512;
@@ -41,6 +45,10 @@ pub struct Options {
     /// Roundup's `[rdbms] allow_alter`: a changed class may get new columns,
     /// Multilink tables and indexes.
     pub allow_alter: bool,
+    /// Create the database if it does not exist (`init` only: serving a tracker
+    /// whose `db/` is missing, e.g. an unmounted volume, must fail, not start
+    /// over with an empty database).
+    pub create: bool,
 }
 
 impl Default for Options {
@@ -49,6 +57,7 @@ impl Default for Options {
             busy_timeout: Duration::from_secs(30),
             allow_create: true,
             allow_alter: true,
+            create: false,
         }
     }
 }
@@ -56,7 +65,12 @@ impl Default for Options {
 /// A tracker database in Roundup's sqlite layout.
 pub struct SqliteStore {
     db_path: PathBuf,
+    db_dir: PathBuf,
     files: PathBuf,
+    /// Committed files not yet renamed into place (see [`files`]).
+    pending: files::Pending,
+    /// An install after a commit failed: retried at the next write.
+    repair_needed: AtomicBool,
     schema: Arc<Schema>,
     options: Options,
     writer: Mutex<Connection>,
@@ -77,7 +91,7 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn open_conn(path: &Path, options: &Options, read_only: bool) -> Result<Connection> {
-    let flags = if read_only {
+    let flags = if read_only || !options.create {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -102,12 +116,27 @@ fn open_conn(path: &Path, options: &Options, read_only: bool) -> Result<Connecti
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database in `db_dir` (`<tracker>/db`), brings
-    /// its tables up to `schema` and checks Roundup's stored schema version.
+    /// Opens the database in `db_dir` (`<tracker>/db`; created only with
+    /// [`Options::create`]), checks that it can be written, finishes what a crash
+    /// left of the last transactions' files, brings its tables up to `schema` and
+    /// checks Roundup's stored schema version.
     pub fn open(db_dir: &Path, schema: Arc<Schema>, options: Options) -> Result<SqliteStore> {
-        std::fs::create_dir_all(db_dir)?;
         let db_path = db_dir.join("db");
+        if options.create {
+            std::fs::create_dir_all(db_dir)?;
+        } else if !db_path.is_file() {
+            return Err(StoreError::Missing(db_path));
+        }
+        check_writable(db_dir, &db_path)?;
         let mut writer = open_conn(&db_path, &options, false)?;
+        if writer.is_readonly("main")? {
+            return Err(StoreError::NotWritable {
+                path: db_path,
+                reason: "SQLite opened it read-only".into(),
+            });
+        }
+        let pending = files::Pending::default();
+        recover_files(&writer, db_dir)?;
         ddl::sync_schema(&mut writer, &schema, &options)?;
         writer.pragma_update(None, "wal_autocheckpoint", checkpoint::FALLBACK_PAGES)?;
         let checkpointer =
@@ -121,7 +150,10 @@ impl SqliteStore {
             _checkpointer: checkpointer,
             rows,
             db_path,
+            db_dir: db_dir.to_path_buf(),
             files: db_dir.join("files"),
+            pending,
+            repair_needed: AtomicBool::new(false),
             schema,
             options,
             writer: Mutex::new(writer),
@@ -155,14 +187,117 @@ impl SqliteStore {
             Conn::Reader(self.reader()?)
         };
         run_cached(&conn, if write { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
-        Ok(SqliteTx {
+        let tx = SqliteTx {
             conn,
             store: self,
             write,
             open: true,
             staged: Vec::new(),
-        })
+            token: None,
+        };
+        if write && self.repair_needed.load(Ordering::Acquire) {
+            self.retry_installs()?;
+        }
+        Ok(tx)
     }
+
+    /// Installs committed files whose rename failed after their commit (under the
+    /// writer lock, in token order).
+    fn retry_installs(&self) -> Result<()> {
+        let mut waiting = self.pending.entries();
+        waiting.sort_by_key(|l| l.token);
+        for l in waiting {
+            // Registered entries are committed by construction (removed if the
+            // COMMIT failed), whatever the token says after a wrap-around.
+            match files::resolve(&l, i64::MAX) {
+                Ok(_) => self.pending.remove(&l.final_path, l.token),
+                Err(e) => {
+                    tracing::error!(file = %l.final_path.display(), error = %e,
+                        "committed content still not in place; retried at the next write");
+                    return Ok(());
+                }
+            }
+        }
+        self.repair_needed.store(false, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The token of the last committed transaction that wrote files (see [`files`]).
+fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Refuses a database the daemon cannot write, in plain words: its directory
+/// (SQLite creates `db-wal` and `db-shm` there; content goes to `files/`) and the
+/// database files themselves. Opened for writing, not checked by mode bits, so a
+/// read-only mount is caught for root too.
+fn check_writable(db_dir: &Path, db_path: &Path) -> Result<()> {
+    let not_writable = |path: &Path, e: std::io::Error| StoreError::NotWritable {
+        path: path.to_path_buf(),
+        reason: plain_io_reason(&e),
+    };
+    let probe = db_dir.join(format!(".rxs-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => return Err(not_writable(db_dir, e)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db_path.display()));
+        match std::fs::OpenOptions::new().write(true).open(&p) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(not_writable(&p, e)),
+        }
+    }
+    Ok(())
+}
+
+/// An I/O error's reason without the OS error number.
+fn plain_io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// At start-up, before anything is served: installs the files of committed
+/// transactions that a crash left staged, and deletes those of transactions that
+/// never committed (see [`files`]). Runs under the write lock, so no other process
+/// is between staging and committing.
+fn recover_files(conn: &Connection, db_dir: &Path) -> Result<()> {
+    files::restore_old_protocol(db_dir)?;
+    let leftovers = files::all_leftovers(db_dir)?;
+    if leftovers.is_empty() {
+        return Ok(());
+    }
+    run_cached(conn, "BEGIN IMMEDIATE")?;
+    let result = (|| -> Result<()> {
+        let committed = user_version(conn)?;
+        // Scanned again under the lock: another process may have finished some.
+        for l in files::all_leftovers(db_dir)? {
+            let installed = files::resolve(&l, committed)?;
+            if installed {
+                tracing::warn!(file = %l.final_path.display(),
+                    "installed the content of a committed transaction left by a crash");
+            } else {
+                tracing::info!(file = %l.tmp.display(),
+                    "removed the staged file of a transaction that never committed");
+            }
+        }
+        Ok(())
+    })();
+    let _ = run_cached(conn, "ROLLBACK");
+    result
 }
 
 impl Store for SqliteStore {
@@ -289,8 +424,10 @@ pub struct SqliteTx<'a> {
     store: &'a SqliteStore,
     write: bool,
     open: bool,
-    /// Content files written to `<name>.tmp`, renamed into place on commit.
+    /// Files staged by this transaction, renamed into place after it commits.
     staged: Vec<files::Staged>,
+    /// This transaction's token once it has staged a file (see [`files`]).
+    token: Option<i64>,
 }
 
 impl Drop for SqliteTx<'_> {
@@ -387,6 +524,54 @@ pub(crate) fn column_kind<'c>(
 }
 
 impl SqliteTx<'_> {
+    /// Stages `content` for `final_path` in this transaction (see [`files`]).
+    fn stage(
+        &mut self,
+        root: &Path,
+        final_path: &Path,
+        item: Option<(String, Id)>,
+        content: &[u8],
+    ) -> Result<()> {
+        self.ensure_write()?;
+        let token = match self.token {
+            Some(t) => t,
+            None => {
+                let committed = user_version(&self.conn)?;
+                let t = if committed >= i64::from(i32::MAX) || committed < 0 {
+                    // The header field is 32 bits: start again at 1, after
+                    // finishing everything staged under the old numbering.
+                    for l in files::all_leftovers(&self.store.db_dir)? {
+                        files::resolve(&l, committed)?;
+                        self.store.pending.remove(&l.final_path, l.token);
+                    }
+                    1
+                } else {
+                    committed + 1
+                };
+                self.conn.pragma_update(None, "user_version", t)?;
+                self.token = Some(t);
+                t
+            }
+        };
+        // What earlier transactions left staged for this item (a crash, a failed
+        // install) is finished first, so that older content never lands later.
+        // (Outbox files have new unique names.)
+        let dir_name = (final_path.parent(), final_path.file_name());
+        if let (true, Some(dir), Some(name)) = (item.is_some(), dir_name.0, dir_name.1) {
+            let committed = token - 1;
+            for l in files::leftovers_in(dir, name.to_str())? {
+                if l.token != token {
+                    files::resolve(&l, committed)?;
+                    self.store.pending.remove(&l.final_path, l.token);
+                }
+            }
+        }
+        self.staged.retain(|s| !s.same_file(final_path));
+        let staged = files::stage(root, final_path, item, token, content)?;
+        self.staged.push(staged);
+        Ok(())
+    }
+
     fn ensure_write(&self) -> Result<()> {
         if self.write {
             Ok(())
@@ -560,6 +745,15 @@ impl Tx for SqliteTx<'_> {
         if let Some(s) = self.staged.iter().rev().find(|s| s.is(&class.name, id)) {
             return Ok(Some(s.content().to_vec()));
         }
+        // Committed in this snapshot but not yet renamed into place.
+        let final_path = files::path(&self.store.files, &class.name, id);
+        if let Some((token, tmp)) = self.store.pending.get(&final_path) {
+            if token <= user_version(&self.conn)? {
+                if let Some(b) = files::read_if_exists(&tmp)? {
+                    return Ok(Some(b));
+                }
+            }
+        }
         files::read(&self.store.files, &class.name, id)
     }
 
@@ -728,10 +922,27 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn set_content(&mut self, class: &ClassDef, id: Id, content: &[u8]) -> Result<()> {
-        self.ensure_write()?;
-        let staged = files::stage(&self.store.files, &class.name, id, content)?;
-        self.staged.push(staged);
-        Ok(())
+        let root = self.store.files.clone();
+        let final_path = files::path(&root, &class.name, id);
+        self.stage(&root, &final_path, Some((class.name.clone(), id)), content)
+    }
+
+    fn put_file_on_commit(&mut self, area: &str, name: &str, content: &[u8]) -> Result<()> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s != "."
+                && s != ".."
+                && !s.contains(['/', '\\', '\0'])
+                && !s.contains(".rxs-")
+        };
+        if area != OUTBOX_DIR || !plain(name) {
+            return Err(StoreError::Io(std::io::Error::other(format!(
+                "not a queue file name: {area}/{name}"
+            ))));
+        }
+        let root = self.store.db_dir.join(area);
+        let final_path = root.join(name);
+        self.stage(&root, &final_path, None, content)
     }
 
     fn journal(&mut self, class: &ClassDef, e: &JournalEntry) -> Result<()> {
@@ -793,27 +1004,53 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
-        // Content files go into place before the rows that reference them commit,
-        // so a crash in between leaves an unreferenced file, never a row without
-        // its content.
-        for s in &self.staged {
-            s.install()?;
-        }
-        match run_cached(&self.conn, "COMMIT") {
-            Ok(()) => {
-                self.open = false;
+        let Some(token) = self.token else {
+            run_cached(&self.conn, "COMMIT")?;
+            self.open = false;
+            return Ok(());
+        };
+        // Staged files are renamed into place only after the commit (see [`files`]).
+        crate::failpoint::hit("content.before_commit")?;
+        let store = self.store;
+        store.pending.add(&self.staged);
+        let committed = crate::failpoint::hit("content.commit")
+            .map_err(StoreError::from)
+            .and_then(|()| Ok(run_cached(&self.conn, "COMMIT")?));
+        if let Err(e) = committed {
+            // An error from COMMIT does not always mean it did not happen (a failed
+            // sync after the WAL write): the token tells.
+            let _ = run_cached(&self.conn, "ROLLBACK");
+            self.open = false;
+            if user_version(&self.conn).ok() != Some(token) {
                 for s in &self.staged {
+                    store.pending.remove(s.final_path(), token);
                     s.discard();
                 }
-                Ok(())
+                return Err(e);
             }
-            Err(e) => {
-                for s in &self.staged {
-                    s.uninstall();
-                }
-                Err(e.into())
+            tracing::warn!(error = %e, "COMMIT reported an error but the transaction committed");
+        }
+        self.open = false;
+        // The renames below must not outlive the commit on an OS crash.
+        let wal = PathBuf::from(format!("{}-wal", store.db_path.display()));
+        if let Err(e) = std::fs::File::open(&wal).and_then(|f| f.sync_all()) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %wal.display(), error = %e, "cannot sync the WAL");
             }
         }
+        let _ = crate::failpoint::hit("content.after_commit");
+        for s in &self.staged {
+            match s.install() {
+                Ok(()) => store.pending.remove(s.final_path(), token),
+                Err(e) => {
+                    // Committed: readers use the staged file until it is in place.
+                    tracing::error!(file = %s.final_path().display(), error = %e,
+                        "cannot move committed content into place; retried at the next write and at start-up");
+                    store.repair_needed.store(true, Ordering::Release);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
