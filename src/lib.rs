@@ -19,13 +19,16 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod cli;
+pub mod deadline;
 pub mod detectors;
 pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod hyperdb;
 pub mod items;
+pub mod log;
 pub mod security;
 pub mod server;
 pub mod store;

@@ -111,6 +111,32 @@ pub enum StoreError {
     /// A write was attempted in a read-only transaction.
     #[error("write attempted in a read transaction")]
     ReadOnly,
+    /// The request's deadline passed: the transaction was stopped (a read through its
+    /// [`Interrupter`]) and is rolled back.
+    #[error("request deadline exceeded")]
+    Interrupted,
+}
+
+/// Stops, from any thread, the statement a read transaction is running (SQLite's
+/// `sqlite3_interrupt`); see [`Tx::interrupter`].
+pub struct Interrupter(Box<dyn Fn() + Send + Sync>);
+
+impl Interrupter {
+    /// An interrupter that runs `f`.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Interrupter {
+        Interrupter(Box::new(f))
+    }
+
+    /// Interrupts the statement running now, if any; a no-op between statements.
+    pub fn interrupt(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Interrupter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupter")
+    }
 }
 
 /// Result type of storage operations.
@@ -171,6 +197,13 @@ pub trait Tx {
     fn index_text(&mut self, class: &ClassDef, id: Id, prop: &str, text: &str) -> Result<()>;
     /// Commits the transaction and moves staged content files into place.
     fn commit(self: Box<Self>) -> Result<()>;
+    /// For a read transaction, a handle that interrupts the statement it is running,
+    /// from another thread, when the request's deadline passes (the statement then
+    /// fails). `None` for write transactions, which are never interrupted: they run
+    /// to the deadline check before their commit.
+    fn interrupter(&self) -> Option<Interrupter> {
+        None
+    }
 }
 
 /// A tracker database: hands out transactions. Shared by all request threads.
