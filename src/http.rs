@@ -20,6 +20,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -340,16 +341,56 @@ pub fn gzip_encode(data: &[u8]) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// Reads a body of at most `limit` bytes, its buffer reserved from `reservation`
-/// before it grows ([`RequestError::Busy`] when the budget is spent; a body with a
-/// `Content-Length` has its whole length reserved already).
+/// Bodies up to this size (by `Content-Length`) that have fully arrived with the
+/// head are taken along with it: the call is then authorized and run in one trip to a
+/// blocking thread. Their bytes come from the body budget like any other body's.
+pub const EARLY_BODY_MAX: usize = 64 << 10;
+
+/// Moves the body frames that have already arrived into `buf` (hyper hands them over
+/// after one scheduling round), without waiting for the client; true when that was
+/// the whole body.
+async fn take_arrived(body: &mut Incoming, buf: &mut Vec<u8>) -> Result<bool, RequestError> {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| loop {
+        if body.is_end_stream() {
+            return Poll::Ready(Ok(true));
+        }
+        match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(RequestError::BodyRead(err))),
+            Poll::Ready(None) => return Poll::Ready(Ok(true)),
+            Poll::Pending if !yielded => {
+                // Let the connection task move what it has read into the body.
+                yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Pending => return Poll::Ready(Ok(false)),
+        }
+    })
+    .await
+}
+
+/// Reads the rest of a body (after the `buf` already read) of at most `limit` bytes,
+/// its buffer reserved from `reservation` before it grows ([`RequestError::Busy`] when
+/// the budget is spent; a body with a `Content-Length` has its whole length reserved
+/// already).
 async fn read_body(
     mut body: Incoming,
     limit: usize,
     reservation: &mut Reservation,
+    mut buf: Vec<u8>,
 ) -> Result<Bytes, RequestError> {
     let declared = usize::try_from(body.size_hint().lower()).unwrap_or(limit);
-    let mut buf: Vec<u8> = Vec::with_capacity(declared.min(limit).min(reservation.bytes()));
+    let room = declared
+        .saturating_add(buf.len())
+        .min(limit)
+        .min(reservation.bytes());
+    buf.reserve_exact(room.saturating_sub(buf.len()));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(RequestError::BodyRead)?;
         if let Ok(data) = frame.into_data() {
@@ -390,9 +431,16 @@ impl Reply {
     }
 }
 
+/// The call of a [`CallJob`]: authorized already, or to be authorized first (on the
+/// same blocking thread) because its small body came with the head.
+enum PendingCall {
+    Authorized(Box<dyn RpcCall>),
+    Unauthorized(Arc<dyn RpcHandler>, RpcHead),
+}
+
 /// How a call runs on its blocking thread.
 struct CallJob {
-    call: Box<dyn RpcCall>,
+    call: PendingCall,
     body: Bytes,
     coding: RequestCoding,
     max_decoded: usize,
@@ -413,6 +461,13 @@ fn run_call(
         max_decoded,
         gzip_above,
     } = job;
+    let call = match call {
+        PendingCall::Authorized(call) => call,
+        PendingCall::Unauthorized(handler, head) => match handler.authorize(head) {
+            Authorization::Call(call) => call,
+            Authorization::Refuse(refusal) => return Ok(Reply::plain(refusal)),
+        },
+    };
     if coding == RequestCoding::Gzip {
         body = Bytes::from(gunzip_limited(&body, max_decoded, reservation)?);
     }
@@ -620,7 +675,7 @@ impl ServiceInner {
     async fn route(
         &self,
         parts: &hyper::http::request::Parts,
-        body: Incoming,
+        mut body: Incoming,
         path: &str,
         peer: SocketAddr,
         body_unread: &mut bool,
@@ -654,41 +709,67 @@ impl ServiceInner {
             return Err(RequestError::BodyTooLarge { limit });
         }
 
-        // Who is calling, decided before a byte of the body is read.
         let head = RpcHead {
             path: path.to_owned(),
             headers: parts.headers.clone(),
             peer,
         };
+        let gzip_above = accepts_gzip(&parts.headers).then_some(self.config().gzip_threshold);
+        let job = |call, body| CallJob {
+            call,
+            body,
+            coding,
+            max_decoded: self.config().max_decoded_body_bytes,
+            gzip_above,
+        };
+        let declared = hint.exact().and_then(|n| usize::try_from(n).ok());
+
+        // A small body that arrived with the head goes along with it (the usual call:
+        // one trip to a blocking thread); its bytes are reserved like any other.
+        let mut early = None;
+        if let Some(n) = declared.filter(|&n| n <= EARLY_BODY_MAX) {
+            if let Some(reservation) = self.shared.budget.try_reserve(n) {
+                let mut buf = Vec::with_capacity(n);
+                if take_arrived(&mut body, &mut buf).await? {
+                    *body_unread = false;
+                    let handler = Arc::clone(&self.shared.handler);
+                    let call = PendingCall::Unauthorized(handler, head);
+                    let reply = self.call_handler(job(call, Bytes::from(buf)), reservation);
+                    return Ok(reply_response(reply.await?));
+                }
+                early = Some((buf, reservation));
+            }
+        }
+
+        // Who is calling, decided before the (rest of the) body is read.
         let call = match self.authorize(head).await? {
             Authorization::Call(call) => call,
             Authorization::Refuse(refusal) => return Ok(reply_response(Reply::plain(refusal))),
         };
 
-        let declared = hint.exact().and_then(|n| usize::try_from(n).ok());
-        let mut reservation = match declared {
-            Some(n) => self
-                .shared
-                .budget
-                .try_reserve(n)
-                .ok_or(RequestError::Busy)?,
-            None => self.shared.budget.empty(),
+        let (buf, mut reservation) = match early {
+            Some(early) => early,
+            None => {
+                let reservation = match declared {
+                    Some(n) => self
+                        .shared
+                        .budget
+                        .try_reserve(n)
+                        .ok_or(RequestError::Busy)?,
+                    None => self.shared.budget.empty(),
+                };
+                (Vec::new(), reservation)
+            }
         };
         let bytes = tokio::time::timeout(
             self.config().body_read_timeout,
-            read_body(body, limit, &mut reservation),
+            read_body(body, limit, &mut reservation, buf),
         )
         .await
         .map_err(|_| RequestError::BodyTimeout)??;
         *body_unread = false;
 
-        let job = CallJob {
-            call,
-            body: bytes,
-            coding,
-            max_decoded: self.config().max_decoded_body_bytes,
-            gzip_above: accepts_gzip(&parts.headers).then_some(self.config().gzip_threshold),
-        };
+        let job = job(PendingCall::Authorized(call), bytes);
         let reply = self.call_handler(job, reservation).await?;
         Ok(reply_response(reply))
     }

@@ -445,3 +445,41 @@ async fn gunzipped_copies_count_in_the_budget() {
     assert_eq!((r.status, r.body.len()), (200, 500 << 10));
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn small_body_that_came_with_the_head_is_authorized_with_it() {
+    let server = TestServer::start(fast_config()).await;
+    let mut c = server.connect().await;
+    // Refused with the (small, complete) body already in: the connection stays usable.
+    c.post("/demo", "X-Refuse: 1\r\n", b"small body")
+        .await
+        .unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("connection"), None);
+    c.post("/demo", "", b"next on the same connection")
+        .await
+        .unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"next on the same connection"[..])
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn small_body_arriving_in_parts_is_read_whole() {
+    let server = TestServer::start(fast_config()).await;
+    let mut c = server.connect().await;
+    let body: Vec<u8> = (0..60_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut first = b"POST /demo HTTP/1.1\r\nHost: t\r\nContent-Length: 60000\r\n\r\n".to_vec();
+    first.extend_from_slice(&body[..10_000]);
+    c.send(&first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.send(&body[10_000..]).await.unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body);
+    server.stop().await.unwrap();
+}
