@@ -27,7 +27,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use hyper::header::{
     HeaderValue, ACCEPT_ENCODING, ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH,
-    CONTENT_TYPE, SERVER, TRANSFER_ENCODING, VARY,
+    CONTENT_TYPE, EXPECT, SERVER, TRANSFER_ENCODING, VARY,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Semaphore;
@@ -725,9 +725,12 @@ impl ServiceInner {
         let declared = hint.exact().and_then(|n| usize::try_from(n).ok());
 
         // A small body that arrived with the head goes along with it (the usual call:
-        // one trip to a blocking thread); its bytes are reserved like any other.
+        // one trip to a blocking thread); its bytes are reserved like any other. Not
+        // with `Expect: 100-continue`: polling the body would invite it before the
+        // caller is authorized.
         let mut early = None;
-        if let Some(n) = declared.filter(|&n| n <= EARLY_BODY_MAX) {
+        let small = declared.filter(|&n| n <= EARLY_BODY_MAX);
+        if let Some(n) = small.filter(|_| !parts.headers.contains_key(EXPECT)) {
             if let Some(reservation) = self.shared.budget.try_reserve(n) {
                 let mut buf = Vec::with_capacity(n);
                 if take_arrived(&mut body, &mut buf).await? {

@@ -337,13 +337,18 @@ async fn refused_by_authorize_before_the_body_is_read() {
     assert_eq!(r.body, b"refused\n");
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.closed_within(WAIT).await);
-    // With Expect: 100-continue the refusal is the only answer (no 100 first).
-    let mut c = server.connect().await;
-    c.send(b"POST /demo HTTP/1.1\r\nHost: t\r\nX-Refuse: 1\r\nExpect: 100-continue\r\nContent-Length: 10000000\r\n\r\n")
-        .await
-        .unwrap();
-    let r = c.read_response().await.unwrap();
-    assert_eq!(r.status, 403);
+    // With Expect: 100-continue the refusal is the only answer (no 100 first), for
+    // big and small bodies alike.
+    for length in [10_000_000, 10] {
+        let mut c = server.connect().await;
+        let head = format!(
+            "POST /demo HTTP/1.1\r\nHost: t\r\nX-Refuse: 1\r\nExpect: 100-continue\r\n\
+             Content-Length: {length}\r\n\r\n"
+        );
+        c.send(head.as_bytes()).await.unwrap();
+        let r = c.read_response().await.unwrap();
+        assert_eq!(r.status, 403, "Content-Length {length}");
+    }
     server.stop().await.unwrap();
 }
 
