@@ -2,7 +2,7 @@
 //! runs on the request head alone: it finds the tracker for the path (exact path
 //! rules, see [`rpc_path`]), authenticates the caller, applies the call-rate limit and
 //! checks `Xmlrpc Access`, so that callers who may not call get their answer before
-//! their body is read. The [`Session`] it returns then decodes the body, dispatches the
+//! their body is read. The session it returns then decodes the body, dispatches the
 //! call in transactions bound to the request [`Deadline`] and encodes the answer.
 
 use crate::api;

@@ -4,10 +4,13 @@
 //! For each request on a connection served by [`crate::server::run`]: `GET`/`HEAD
 //! /health` answers `ok`; a path the [`RpcHandler`] does not serve is 404; a method
 //! other than POST is 405 (`Allow: POST`); a POST with neither `Content-Length` nor
-//! chunked framing is 411. Then, before a byte of the body is read, the handler
-//! decides from the head alone ([`RpcHandler::authorize`], on a blocking thread):
-//! a refusal is answered at once and the connection closed, so unauthenticated
-//! clients never get a body into memory. An accepted request reserves its body from
+//! chunked framing is 411. Then, before the body is read, the handler decides from
+//! the head alone ([`RpcHandler::authorize`], on a blocking thread): a refusal is
+//! answered at once and the connection closed, so unauthenticated clients never get a
+//! body into memory. (A body of at most [`EARLY_BODY_MAX`] bytes that has already
+//! arrived with the head, without `Expect: 100-continue`, is taken along, from the
+//! budget, and the handler authorizes and runs the call in one trip to a blocking
+//! thread.) An accepted request reserves its body from
 //! the global [`ByteBudget`] (`503` + `Retry-After` when it is spent), reads it
 //! within the size and time limits of [`ServerConfig`] (gunzipped if sent with
 //! `Content-Encoding: gzip`, the decoded copy counted too), and the call runs on a
