@@ -306,6 +306,53 @@ def test_connections_per_address_are_capped(pristine_server):
             time.sleep(0.1)
 
 
+@pytest.fixture
+def configured_server(ours_target, make_tracker):
+    """A server whose per-address cap and body budget come from config.ini."""
+    tracker = make_tracker(ours_target)
+    set_config_option(tracker, "xmlrpc_server", "max_connections_per_address", "3")
+    set_config_option(tracker, "xmlrpc_server", "max_body_bytes_in_flight", "4000000")
+    with Server(ours_target, tracker) as srv:
+        yield srv
+
+
+def test_config_ini_sets_the_address_cap_and_the_body_budget(configured_server):
+    """[xmlrpc_server] max_connections_per_address and max_body_bytes_in_flight
+    take effect: a fourth connection from one address is refused, and a body
+    that does not fit beside a held 3 MB one gets 503."""
+    srv = configured_server
+    health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    held = []
+    try:
+        s = connect(srv, timeout=10)
+        s.sendall(head_only(srv, 3_000_000) + b"x" * 1000)
+        held.append(s)
+        time.sleep(0.3)
+        resp, _ = answer_to_head(srv, head_only(srv, 2_000_000))
+        assert resp is not None and resp.status == 503, resp
+        assert resp.header("Retry-After") == "1"
+        s = connect(srv, timeout=10)
+        s.sendall(health)
+        assert read_response(s, time.monotonic() + 5).status == 200
+        held.append(s)
+        # Two held plus this one make three: the cap.
+        extra = connect(srv, timeout=10)
+        held.append(extra)
+        extra.sendall(health)
+        assert read_response(extra, time.monotonic() + 5).status == 200
+        fourth = connect(srv, timeout=10)
+        try:
+            fourth.sendall(health)
+            data, _ = recv_all(fourth, time.monotonic() + 3)
+        finally:
+            fourth.close()
+        resps, _ = parse_responses(data)
+        assert resps and resps[0].status == 503, data[:200]
+    finally:
+        for s in held:
+            s.close()
+
+
 # --------------------------------------------------------------------------
 # 411 and paths
 
