@@ -415,7 +415,7 @@ impl Mounted {
 /// The non-retired user called `username` (exactly), if any.
 fn find_user(
     tx: &mut dyn Tx,
-    users: &crate::tracker::schema::ClassDef,
+    users: &crate::schema::ClassDef,
     username: &str,
 ) -> Result<Option<crate::store::Item>, LoginError> {
     (|| match tx.lookup(users, "username", username)? {

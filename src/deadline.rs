@@ -27,7 +27,7 @@ use crate::store::{
     FilterQuery, Id, Interrupter, Item, JournalEntry, Multilinks, PropValue, Result, StoreError,
     Tx, Values,
 };
-use crate::tracker::schema::ClassDef;
+use crate::schema::ClassDef;
 
 const OPEN: u8 = 0;
 const COMMITTED: u8 = 1;

@@ -8,7 +8,7 @@ use crate::hyperdb::date::Date;
 use crate::security::UserCtx;
 use crate::store::pyrepr::{bytes_repr, float_repr, str_repr};
 use crate::store::{Id, Item, JournalEntry, Multilinks, PropValue, Tx, Values};
-use crate::tracker::schema::{ClassDef, ClassKind, PropType};
+use crate::schema::{ClassDef, ClassKind, PropType};
 use crate::tracker::Tracker;
 
 /// Everything one API call works with: the transaction, the tracker, the acting

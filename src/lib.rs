@@ -30,6 +30,7 @@ pub mod http;
 pub mod hyperdb;
 pub mod items;
 pub mod log;
+pub mod schema;
 pub mod security;
 pub mod server;
 pub mod store;

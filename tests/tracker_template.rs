@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use roundup_xmlrpc::security::check::{CheckExpr, CompareOp, Operand};
+use roundup_xmlrpc::schema::check::{CheckExpr, CompareOp, Operand};
 use roundup_xmlrpc::tracker::config::{load_config, MessagesToAuthor, NosyAdd, PasswordScheme};
-use roundup_xmlrpc::tracker::load::{load_initial_data, load_schema};
-use roundup_xmlrpc::tracker::schema::{ClassKind, PropType, Schema};
+use roundup_xmlrpc::schema::initial_data::load_initial_data;
+use roundup_xmlrpc::schema::load_schema;
+use roundup_xmlrpc::schema::{ClassKind, PropType, Schema};
 
 fn template() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tracker-template")

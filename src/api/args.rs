@@ -6,7 +6,7 @@ use crate::hyperdb::{Date, Interval, Tz};
 use crate::items::{Changes, Ctx, PropMap};
 use crate::store::pyrepr::{float_repr, str_repr};
 use crate::store::{Id, Multilinks, PropValue};
-use crate::tracker::schema::{ClassDef, ClassKind, PropType};
+use crate::schema::{ClassDef, ClassKind, PropType};
 use crate::xmlrpc::Value;
 
 /// Python's `str()` of a value, for messages that interpolate client values.

@@ -5,7 +5,7 @@ use super::values::{encode, password_struct, BoolAs};
 use crate::error::{Error, Result};
 use crate::items::Ctx;
 use crate::store::{Multilinks, PropValue};
-use crate::tracker::schema::{ClassDef, ClassKind};
+use crate::schema::{ClassDef, ClassKind};
 use crate::xmlrpc::Value;
 
 /// The text Roundup shows for FileClass content (reference §2.3).

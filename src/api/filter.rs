@@ -8,7 +8,7 @@ use crate::hyperdb::{parse_date_filter, parse_interval_filter, Date, DateRange, 
 use crate::items::Ctx;
 use crate::store::filter::{DateAlt, IdExpr, Scalar};
 use crate::store::{Cond, FilterQuery, Id, SortKey};
-use crate::tracker::schema::{ClassDef, PropType, Schema};
+use crate::schema::{ClassDef, PropType, Schema};
 use crate::xmlrpc::Value;
 
 /// Longest property path (`a.b.c`) accepted in a filterspec key or sort

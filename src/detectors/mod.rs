@@ -23,7 +23,7 @@ pub use mail::OutgoingMail;
 use crate::error::Result;
 use crate::items::{Changes, Ctx};
 use crate::store::{Id, Item};
-use crate::tracker::schema::{ClassDef, ClassKind};
+use crate::schema::{ClassDef, ClassKind};
 
 fn is_issue(class: &ClassDef) -> bool {
     class.kind == ClassKind::IssueClass

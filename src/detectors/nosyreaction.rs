@@ -5,7 +5,7 @@ use super::mail::OutgoingMail;
 use crate::error::Result;
 use crate::items::{self, Changes, Ctx, PropMap};
 use crate::store::{Id, Item, Multilinks, PropValue};
-use crate::tracker::schema::ClassDef;
+use crate::schema::ClassDef;
 use std::collections::BTreeSet;
 
 fn ids(v: Option<&Option<PropValue>>) -> Vec<Id> {

@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::items::{Changes, Ctx};
 use crate::store::{Id, PropValue};
-use crate::tracker::schema::ClassDef;
+use crate::schema::ClassDef;
 
 fn status_id(ctx: &mut Ctx<'_>, name: &str) -> Result<Option<Id>> {
     let Some(status) = ctx.tracker.schema.class("status") else {

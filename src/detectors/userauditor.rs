@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::items::{Changes, Ctx};
 use crate::store::{Cond, FilterQuery, Id, Multilinks, PropValue};
-use crate::tracker::schema::ClassDef;
+use crate::schema::ClassDef;
 use regex::Regex;
 use std::sync::LazyLock;
 

@@ -7,13 +7,9 @@
 //! * Search permission (used by `filter` and `lookup`) counts only `View` and
 //!   `Search` grants without a check condition.
 
-pub mod check;
-
-pub use check::CheckExpr;
-
 use crate::store::{Id, Multilinks, PropValue, Tx};
-use crate::tracker::schema::{Grant, PropType, Schema};
-use check::{CompareOp, Operand};
+use crate::schema::{Grant, PropType, Schema};
+use crate::schema::check::{CheckExpr, CompareOp, Operand};
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@ pub mod sqlite;
 
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
-use crate::tracker::schema::ClassDef;
+use crate::schema::ClassDef;
 use std::collections::BTreeMap;
 
 pub use filter::{Cond, FilterQuery, SortKey};

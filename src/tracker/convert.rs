@@ -7,7 +7,7 @@
 //! Python named by [`PYTHON_ENV`] (default `python3`), validates its output with
 //! the schema loader and only then writes `TRACKER_DIR/schema.toml`.
 
-use crate::tracker::load::{parse_schema, SchemaError};
+use crate::schema::{parse_schema, SchemaError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -266,7 +266,7 @@ mod tests {
         };
         let report = convert_with(&dir, false, None).unwrap();
         assert!(report.contains("converted 1 classes"), "{report}");
-        let schema = crate::tracker::load::load_schema(&dir.join("schema.toml")).unwrap();
+        let schema = crate::schema::load_schema(&dir.join("schema.toml")).unwrap();
         assert_eq!(schema.classes.len(), 1);
         assert!(schema.detectors.userauditor && !schema.detectors.nosyreaction);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -291,7 +291,7 @@ mod tests {
             report.contains("extensions/spambayes.py:1: not converted"),
             "{report}"
         );
-        let schema = crate::tracker::load::load_schema(&dir.join("schema.toml")).unwrap();
+        let schema = crate::schema::load_schema(&dir.join("schema.toml")).unwrap();
         assert!(schema.class("bug").is_some());
         assert!(
             !schema.detectors.nosyreaction,

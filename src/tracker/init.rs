@@ -3,7 +3,8 @@
 //! in a temporary sibling directory and renamed into place at the end.
 
 use super::config::{load_config, parse_setting_arg, write_settings};
-use super::load::{load_initial_data, load_schema};
+use crate::schema::initial_data::load_initial_data;
+use crate::schema::load_schema;
 use super::{settings_from_config, OpenError, Tracker};
 use crate::api::args::props_from_args;
 use crate::items::{self, Ctx};

@@ -5,13 +5,11 @@ pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod init;
-pub mod load;
-pub mod schema;
 
 use crate::security::Security;
 use crate::store::sqlite::{Options, SqliteStore};
 use crate::store::{Store, StoreError};
-use schema::Schema;
+use crate::schema::{load_schema, Schema};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -268,7 +266,7 @@ impl Tracker {
         }
         let config = config::load_config(dir).map_err(|e| OpenError::Config(e.to_string()))?;
         let schema =
-            load::load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
+            load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
         Tracker::from_parts(name, dir, schema, settings_from_config(&config), false)
     }
 }

@@ -2,7 +2,7 @@
 
 use super::super::pyrepr::str_repr;
 use super::super::{Result, StoreError};
-use crate::tracker::schema::{ClassDef, PropType, Schema};
+use crate::schema::{ClassDef, PropType, Schema};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Roundup's `current_db_version`.

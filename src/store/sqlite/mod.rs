@@ -15,7 +15,7 @@ use super::{Id, Item, JournalEntry, Multilinks, PropValue, Result, Store, StoreE
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
 use crate::store::FilterQuery;
-use crate::tracker::schema::{ClassDef, PropType, Schema};
+use crate::schema::{ClassDef, PropType, Schema};
 use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::ops::{Deref, DerefMut};

@@ -4,7 +4,7 @@
 use super::super::filter::{Cond, DateAlt, FilterQuery, IdExpr, Scalar, SortKey};
 use super::super::{Id, Result};
 use super::column_kind;
-use crate::tracker::schema::{ClassDef, PropType, Schema};
+use crate::schema::{ClassDef, PropType, Schema};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use std::cmp::Ordering;

@@ -1,7 +1,19 @@
-//! The tracker schema model: classes, properties, keys, roles, permissions and the
-//! detectors that are switched on. Loaded from `schema.toml` by [`crate::tracker::load`].
+//! The tracker schema: the model (classes, properties, keys, roles, permissions and
+//! the detectors that are switched on), the check-condition language of grants
+//! ([`check`]), and the loaders of `schema.toml` ([`load`], [`grants`]) and
+//! `initial_data.toml` ([`initial_data`]). The bottom floor of the Roundup side: it
+//! imports nothing of the crate.
 
-use crate::security::CheckExpr;
+pub mod check;
+pub mod grants;
+pub mod initial_data;
+pub mod load;
+pub mod source;
+
+pub use check::CheckExpr;
+pub use initial_data::InitialData;
+pub use load::{load_schema, parse_schema};
+pub use source::SchemaError;
 
 /// The type of one property, as in Roundup's `roundup.hyperdb`.
 #[derive(Debug, Clone, PartialEq)]
