@@ -9,7 +9,8 @@ use roundup_xmlrpc::cli::{
     exit, Cli, Command, ConvertArgs, DemoArgs, ForwardedHeaderArg, InitArgs, ServeArgs,
 };
 use roundup_xmlrpc::server::{self, ForwardedHeader, IpNet, ServerConfig};
-use roundup_xmlrpc::tracker::{config, demo, init, OpenError, Tracker};
+use roundup_xmlrpc::admin::{demo, init};
+use roundup_xmlrpc::tracker::{config, OpenError, Tracker};
 use roundup_xmlrpc::xmlrpc::Limits;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -102,7 +103,7 @@ fn inherited_listener() -> Result<Option<std::net::TcpListener>, Fatal> {
 }
 
 fn run_convert(args: &ConvertArgs) -> Result<(), Fatal> {
-    use roundup_xmlrpc::tracker::convert::{convert_schema, ConvertError};
+    use roundup_xmlrpc::admin::convert::{convert_schema, ConvertError};
     match convert_schema(&args.dir, args.allow_unconverted) {
         Ok(report) => {
             eprint!("{report}");

@@ -4,7 +4,7 @@
 
 mod require;
 
-use roundup_xmlrpc::tracker::convert::convert_schema;
+use roundup_xmlrpc::admin::convert::convert_schema;
 use roundup_xmlrpc::schema::load_schema;
 use roundup_xmlrpc::schema::{Grant, Schema};
 use std::path::Path;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use roundup_xmlrpc::auth::Scheme;
 use roundup_xmlrpc::tracker::config::parse_config;
-use roundup_xmlrpc::tracker::init::init;
+use roundup_xmlrpc::admin::init::init;
 use roundup_xmlrpc::tracker::{settings_from_config, Settings, Tracker};
 
 fn settings(text: &str) -> Settings {

@@ -2,9 +2,6 @@
 //! database under `db/`. [`Tracker::open`] loads and validates it once at start-up.
 
 pub mod config;
-pub mod convert;
-pub mod demo;
-pub mod init;
 
 use crate::security::Security;
 use crate::store::sqlite::{Options, SqliteStore};

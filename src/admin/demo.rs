@@ -3,7 +3,7 @@
 //! that the sample session of Roundup's XML-RPC documentation works verbatim.
 
 use super::init::{create_as_admin, init, InitError};
-use super::Tracker;
+use crate::tracker::Tracker;
 use std::path::Path;
 
 /// Creates the demo tracker in `dir`.

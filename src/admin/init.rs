@@ -2,10 +2,10 @@
 //! followed by `initialise` does. Nothing is left half-made: the tracker is built
 //! in a temporary sibling directory and renamed into place at the end.
 
-use super::config::{load_config, parse_setting_arg, write_settings};
+use crate::tracker::config::{load_config, parse_setting_arg, write_settings};
 use crate::schema::initial_data::load_initial_data;
 use crate::schema::load_schema;
-use super::{settings_from_config, OpenError, Tracker};
+use crate::tracker::{settings_from_config, OpenError, Tracker};
 use crate::api::args::props_from_args;
 use crate::items::{self, Ctx};
 use crate::security::UserCtx;
