@@ -7,19 +7,21 @@
 
 use crate::api;
 use crate::auth::{self, CredentialCache, Credentials, LoginLimiter, RetryAfter};
-use crate::deadline::{Deadline, WatchedTx};
+use crate::deadline::Deadline;
 use crate::detectors::mail;
 use crate::dispatch::{self, Methods};
 use crate::error::{decode_fault, Error};
-use crate::http::{Authorization, RpcCall, RpcHandler, RpcHead, RpcResponse};
+use crate::server::{
+    Authorization, RateLimit, RateLimited, Refusal, RpcCall, RpcHandler, RpcHead, RpcResponse,
+};
 use crate::items::{self, Changes, Ctx};
 use crate::log::{field, method_list};
 use crate::security::{split_roles, UserCtx};
-use crate::store::{Multilinks, PropValue, Tx};
+use crate::store::{Multilinks, PropValue, Tx, WatchedTx};
 use crate::tracker::Tracker;
 use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
 use bytes::Bytes;
-use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONNECTION, RETRY_AFTER};
+use hyper::header::{HeaderMap, AUTHORIZATION};
 use hyper::StatusCode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -239,91 +241,16 @@ fn fault_response(f: &Fault) -> RpcResponse {
     xml_response(xmlrpc::encode_fault(f))
 }
 
-/// The standalone server's answer to a failed login: HTTP 403 with Python's
-/// error page.
-fn invalid_user(path: &str) -> RpcResponse {
-    let esc = path
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    let body = format!(
-        "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n        <title>Error response</title>\n    </head>\n    <body>\n        <h1>Error response</h1>\n        <p>Error code: 403</p>\n        <p>Message: {esc} (Invalid user).</p>\n        <p>Error code explanation: 403 - Request forbidden -- authorization will not help.</p>\n    </body>\n</html>\n"
-    );
-    let mut headers = HeaderMap::new();
-    headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    RpcResponse {
-        status: StatusCode::FORBIDDEN,
-        headers,
-        content_type: "text/html;charset=utf-8",
-        body: body.into_bytes(),
-    }
-}
-
-fn too_many(r: RetryAfter, limiter: &LoginLimiter) -> RpcResponse {
-    let mut headers = HeaderMap::new();
-    let put = |h: &mut HeaderMap, k: &'static str, v: String| {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    };
-    put(&mut headers, RETRY_AFTER.as_str(), r.secs.to_string());
-    put(
-        &mut headers,
-        "x-ratelimit-limit",
-        limiter.limit().to_string(),
-    );
-    put(
-        &mut headers,
-        "x-ratelimit-limit-period",
-        limiter.interval().as_secs().to_string(),
-    );
-    put(&mut headers, "x-ratelimit-remaining", "0".into());
-    put(
-        &mut headers,
-        "x-ratelimit-reset",
-        format!("{:.6}", r.reset_secs),
-    );
-    let body = format!(
-        "Logins occurring too fast. Please wait: {} seconds.\n",
-        r.secs
-    );
-    RpcResponse {
-        status: StatusCode::TOO_MANY_REQUESTS,
-        headers,
-        content_type: "text/plain; charset=utf-8",
-        body: body.into_bytes(),
-    }
-}
-
-/// The answer once a user has used up `api_calls_per_interval`: 429 with the
-/// rate-limit headers and a plain-text reason.
-fn too_many_calls(r: RetryAfter, limiter: &LoginLimiter) -> RpcResponse {
-    let mut response = too_many(r, limiter);
-    response.body = format!(
-        "Api rate limits exceeded. Please wait: {} seconds.\n",
-        r.secs
-    )
-    .into_bytes();
-    response
-}
-
-fn plain(status: StatusCode, text: &str) -> RpcResponse {
-    RpcResponse {
-        status,
-        headers: HeaderMap::new(),
-        content_type: "text/plain; charset=utf-8",
-        body: format!("{text}\n").into_bytes(),
-    }
-}
-
-/// The answer to a call that passed its deadline before committing anything: 503,
-/// as the HTTP layer answers when it gives up on a call first.
-fn deadline_exceeded() -> RpcResponse {
-    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "request deadline exceeded");
-    response
-        .headers
-        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+/// The 429 answer of a rate limiter.
+fn too_many(which: RateLimit, r: RetryAfter, limiter: &LoginLimiter) -> RpcResponse {
+    Refusal::TooManyRequests(RateLimited {
+        which,
+        retry_after_secs: r.secs,
+        reset_secs: r.reset_secs,
+        limit: limiter.limit(),
+        period_secs: limiter.interval().as_secs(),
+    })
+    .response()
 }
 
 /// The fault of a (multicall sub-)call stopped by the deadline.
@@ -754,10 +681,7 @@ impl App {
     fn check_caller(self: Arc<Self>, head: RpcHead) -> Result<Session, Box<RpcResponse>> {
         let started = Instant::now();
         let Some(index) = self.route(&head.path) else {
-            return Err(Box::new(plain(
-                StatusCode::NOT_FOUND,
-                "no tracker at this path",
-            )));
+            return Err(Box::new(Refusal::NoTracker.response()));
         };
         let m = &self.mounted[index];
         let header = head.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
@@ -765,10 +689,7 @@ impl App {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!(peer = %head.peer, error = %e, "malformed Authorization header");
-                return Err(Box::new(plain(
-                    StatusCode::BAD_REQUEST,
-                    "malformed Authorization header",
-                )));
+                return Err(Box::new(Refusal::BadAuthorization.response()));
             }
         };
         let peer = head.peer.ip().to_string();
@@ -782,11 +703,11 @@ impl App {
             Ok(u) => u,
             Err(LoginError::Invalid) => {
                 tracing::info!(peer = %head.peer, tracker = %m.name, "invalid login");
-                return Err(Box::new(invalid_user(&head.path)));
+                return Err(Box::new(Refusal::InvalidUser { path: head.path }.response()));
             }
             Err(LoginError::Limited(r)) => {
                 tracing::warn!(peer = %head.peer, tracker = %m.name, "failed-login limit reached");
-                return Err(Box::new(too_many(r, &m.limiter)));
+                return Err(Box::new(too_many(RateLimit::Logins, r, &m.limiter)));
             }
             Err(LoginError::Store(e)) => {
                 tracing::error!(tracker = %m.name, error = %field(&e), "cannot read users");
@@ -802,7 +723,7 @@ impl App {
         };
         if let Err(r) = m.call_limiter.take(&call_key, Instant::now()) {
             tracing::warn!(peer = %head.peer, user = %field(&user.username), "call-rate limit reached");
-            return Err(Box::new(too_many_calls(r, &m.call_limiter)));
+            return Err(Box::new(too_many(RateLimit::Calls, r, &m.call_limiter)));
         }
         if !tracker
             .security
@@ -860,7 +781,7 @@ impl RpcCall for Session {
                 ms,
                 "call"
             );
-            return deadline_exceeded();
+            return Refusal::Deadline.response();
         }
         let (body, result) = match &outcome {
             Ok(v) => (xmlrpc::encode_response(v), "ok".to_string()),

@@ -332,8 +332,7 @@ fn trusted_proxies(args: &ServeArgs, trackers: &[Arc<Tracker>]) -> Result<Vec<Ip
     };
     if !args.trusted_proxies.is_empty() {
         for p in &args.trusted_proxies {
-            let net = p
-                .parse()
+            let net = server::parse_net(p)
                 .map_err(|e| Fatal::new(exit::USAGE, format!("--trusted-proxy {p}: {e}")))?;
             add(net);
         }
@@ -342,7 +341,7 @@ fn trusted_proxies(args: &ServeArgs, trackers: &[Arc<Tracker>]) -> Result<Vec<Ip
             let conf = config::load_config(&tracker.dir)
                 .map_err(|e| Fatal::new(exit::BAD_CONFIG, e.to_string()))?;
             for n in &conf.server.trusted_proxies {
-                let net = IpNet::new(n.addr, n.prefix).map_err(|e| {
+                let net = server::parse_net(&format!("{}/{}", n.addr, n.prefix)).map_err(|e| {
                     Fatal::new(
                         exit::BAD_CONFIG,
                         format!(

@@ -8,13 +8,16 @@
 pub mod filter;
 pub mod pyrepr;
 pub mod sqlite;
+pub mod watched;
 
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
 use crate::schema::ClassDef;
 use std::collections::BTreeMap;
 
+pub use crate::deadline::Interrupter;
 pub use filter::{Cond, FilterQuery, SortKey};
+pub use watched::WatchedTx;
 
 /// An item id. Roundup stores ids as SQL integers and shows them as strings.
 pub type Id = i64;
@@ -141,28 +144,6 @@ impl StoreError {
             StoreError::Io(e) => e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
             _ => false,
         }
-    }
-}
-
-/// Stops, from any thread, the statement a read transaction is running (SQLite's
-/// `sqlite3_interrupt`); see [`Tx::interrupter`].
-pub struct Interrupter(Box<dyn Fn() + Send + Sync>);
-
-impl Interrupter {
-    /// An interrupter that runs `f`.
-    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Interrupter {
-        Interrupter(Box::new(f))
-    }
-
-    /// Interrupts the statement running now, if any; a no-op between statements.
-    pub fn interrupt(&self) {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Interrupter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Interrupter")
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use roundup_xmlrpc::deadline::Deadline;
-use roundup_xmlrpc::http::{Authorization, RpcCall, RpcHandler, RpcHead, RpcResponse};
+use roundup_xmlrpc::server::{Authorization, RpcCall, RpcHandler, RpcHead, RpcResponse};
 use roundup_xmlrpc::server::{run, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};

@@ -3,7 +3,7 @@
 //! Every request body is reserved from one [`ByteBudget`] before it is read: the
 //! declared `Content-Length` at once, a chunked body chunk by chunk, and a gunzipped
 //! copy as it grows. A reservation that cannot be had is answered `503` with
-//! `Retry-After` (see [`crate::http`]), so however many clients send bodies at once,
+//! `Retry-After` (see [`super::service`]), so however many clients send bodies at once,
 //! the bodies in memory never exceed the budget. A [`Reservation`] gives its bytes
 //! back when it is dropped, which the HTTP layer does once the request's buffers are
 //! freed.
