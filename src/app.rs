@@ -136,8 +136,8 @@ impl App {
                 let s = &t.settings;
                 let failures = |factor: u32| {
                     LoginLimiter::new(
-                        s.api_failed_login_limit.saturating_mul(factor),
-                        Duration::from_secs(s.api_failed_login_interval),
+                        s.web.api_failed_login_limit.saturating_mul(factor),
+                        Duration::from_secs(s.web.api_failed_login_interval_in_sec),
                     )
                 };
                 Mounted {
@@ -147,8 +147,8 @@ impl App {
                     peer_limiter: failures(LIMIT_FACTOR),
                     dummy_hash: OnceLock::new(),
                     call_limiter: LoginLimiter::new(
-                        s.api_calls_per_interval,
-                        Duration::from_secs(s.api_interval),
+                        s.web.api_calls_per_interval,
+                        Duration::from_secs(s.web.api_interval_in_sec),
                     ),
                     tracker: t,
                 }
@@ -403,7 +403,7 @@ impl App {
         let stored = user.as_ref().and_then(stored_password);
         let (user, hash) = match (user, stored) {
             (Some(u), Some(h)) => (u, h),
-            (Some(u), None) if password.is_empty() && tracker.settings.login_empty_passwords => {
+            (Some(u), None) if password.is_empty() && tracker.settings.web.login_empty_passwords => {
                 return Ok(user_ctx(&u, username.to_string()));
             }
             _ => {
@@ -455,7 +455,7 @@ impl App {
     ) {
         let settings = &m.tracker.settings;
         let policy = settings.hash_policy();
-        if !settings.migrate_passwords || !policy.needs_migration(old_hash) {
+        if !settings.web.migrate_passwords || !policy.needs_migration(old_hash) {
             return;
         }
         let new_hash = self.gate.run(username, || policy.hash(password));

@@ -2,10 +2,10 @@
 //! followed by `initialise` does. Nothing is left half-made: the tracker is built
 //! in a temporary sibling directory and renamed into place at the end.
 
-use crate::tracker::config::{load_config, parse_setting_arg, write_settings};
+use crate::config::{load_config, parse_setting_arg, write_settings};
 use crate::schema::initial_data::load_initial_data;
 use crate::schema::load_schema;
-use crate::tracker::{settings_from_config, OpenError, Tracker};
+use crate::tracker::{OpenError, Tracker};
 use crate::api::args::props_from_args;
 use crate::items::{self, Ctx};
 use crate::security::UserCtx;
@@ -154,7 +154,7 @@ fn build(
     .collect();
     let data = load_initial_data(&tmp.join("initial_data.toml"), &vars)
         .map_err(|e| InitError::Schema(e.to_string()))?;
-    let tracker = Tracker::from_parts(name, tmp, schema, settings_from_config(&config), true)?;
+    let tracker = Tracker::from_parts(name, tmp, schema, config, true)?;
     create_as_admin(&tracker, &data.creates)
 }
 

@@ -8,7 +8,7 @@
 
 use crate::store::sqlite::OUTBOX_DIR;
 use crate::store::Tx;
-use crate::tracker::Settings;
+use crate::config::Settings;
 use std::io::Write;
 
 /// One mail to send (also its form in the outbox, as TOML).
@@ -54,10 +54,11 @@ pub fn new_message_id(classname: &str, id: crate::store::Id, domain: &str) -> St
 
 /// The From header Roundup uses for nosy mail: the author's name at the tracker address.
 pub fn from_header(author: &str, settings: &Settings) -> String {
-    let addr = if settings.tracker_email.is_empty() {
-        format!("roundup@{}", settings.mail_domain)
+    let tracker = settings.tracker_address();
+    let addr = if tracker.is_empty() {
+        format!("roundup@{}", settings.mail_domain())
     } else {
-        settings.tracker_email.clone()
+        tracker
     };
     if author.is_empty() {
         addr
@@ -91,7 +92,7 @@ pub fn queue(
     if mails.is_empty() {
         return Ok(());
     }
-    if settings.mail_debug.is_none() && settings.mail_host.is_empty() {
+    if settings.mail.debug.is_none() && settings.mail.host.is_none() {
         for m in mails {
             tracing::warn!(to = ?m.to, "no [mail] host configured; nosy mail not sent");
         }
@@ -128,17 +129,17 @@ pub fn from_queue_file(text: &str) -> Result<OutgoingMail, MailError> {
 /// Delivers one mail: appends it to the `[mail] debug` file, or sends it through
 /// `[mail] host`.
 pub fn deliver_one(m: &OutgoingMail, settings: &Settings) -> Result<(), MailError> {
-    if let Some(path) = &settings.mail_debug {
+    if let Some(path) = &settings.mail.debug {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .and_then(|mut f| writeln!(f, "{}", m.render()))
             .map_err(|e| MailError::File(format!("{}: {e}", path.display())))
-    } else if settings.mail_host.is_empty() {
-        Err(MailError::Message("no [mail] host configured".into()))
+    } else if let Some(host) = &settings.mail.host {
+        send_smtp(m, host, settings)
     } else {
-        send_smtp(m, settings)
+        Err(MailError::Message("no [mail] host configured".into()))
     }
 }
 
@@ -169,7 +170,7 @@ impl MailError {
 
 /// Sends one mail through `[mail] host` (STARTTLS when `[mail] tls`, AUTH when
 /// `[mail] username` is set).
-fn send_smtp(m: &OutgoingMail, settings: &Settings) -> Result<(), MailError> {
+fn send_smtp(m: &OutgoingMail, host: &str, settings: &Settings) -> Result<(), MailError> {
     use lettre::message::header::ContentType;
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{Message, SmtpTransport, Transport};
@@ -185,17 +186,17 @@ fn send_smtp(m: &OutgoingMail, settings: &Settings) -> Result<(), MailError> {
         builder = builder.to(to.parse().map_err(|e| bad(&e))?);
     }
     let message = builder.body(m.body.clone()).map_err(|e| bad(&e))?;
-    let mut transport = if settings.mail_tls {
-        SmtpTransport::starttls_relay(&settings.mail_host)?
+    let mut transport = if settings.mail.tls {
+        SmtpTransport::starttls_relay(host)?
     } else {
-        SmtpTransport::builder_dangerous(&settings.mail_host)
+        SmtpTransport::builder_dangerous(host)
     }
-    .port(settings.mail_port)
+    .port(settings.mail.port)
     .timeout(Some(std::time::Duration::from_secs(30)));
-    if !settings.mail_username.is_empty() {
+    if let Some(username) = &settings.mail.username {
         transport = transport.credentials(Credentials::new(
-            settings.mail_username.clone(),
-            settings.mail_password.clone(),
+            username.clone(),
+            settings.mail.password.clone().unwrap_or_default(),
         ));
     }
     transport.build().send(&message)?;

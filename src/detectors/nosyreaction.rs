@@ -2,6 +2,7 @@
 //! reactor that mails new messages to the nosy list.
 
 use super::mail::OutgoingMail;
+use crate::config::{MessagesToAuthor, NosyAdd};
 use crate::error::Result;
 use crate::items::{self, Changes, Ctx, PropMap};
 use crate::store::{Id, Item, Multilinks, PropValue};
@@ -46,10 +47,11 @@ pub fn updatenosy(
         new.insert(*a);
     }
     if let Some(msgs) = changes.props.get("messages").cloned() {
-        let ok: &[&str] = if id.is_none() {
-            &["new", "yes"]
-        } else {
-            &["yes"]
+        // `yes` adds on every change, `new` only when the issue is created.
+        let adds = |when: NosyAdd| match when {
+            NosyAdd::Yes => true,
+            NosyAdd::New => id.is_none(),
+            NosyAdd::No => false,
         };
         let oldmsgs = old
             .as_ref()
@@ -59,8 +61,8 @@ pub fn updatenosy(
             .into_iter()
             .filter(|m| !oldmsgs.contains(m))
             .collect();
-        let add_author = ok.contains(&ctx.tracker.settings.nosy_add_author.as_str());
-        let add_recips = ok.contains(&ctx.tracker.settings.nosy_add_recipients.as_str());
+        let add_author = adds(ctx.tracker.settings.nosy.add_author);
+        let add_recips = adds(ctx.tracker.settings.nosy.add_recipients);
         if let Some(msg_class) = class
             .prop("messages")
             .and_then(|p| p.kind.link_target())
@@ -185,11 +187,11 @@ fn nosymessage(
         })
     };
 
-    let to_author = match tracker.settings.nosy_messages_to_author.as_str() {
-        "yes" => true,
-        "new" => is_new,
-        "nosy" => author.is_some_and(|a| nosy.contains(&a)),
-        _ => false,
+    let to_author = match tracker.settings.nosy.messages_to_author {
+        MessagesToAuthor::Yes => true,
+        MessagesToAuthor::New => is_new,
+        MessagesToAuthor::Nosy => author.is_some_and(|a| nosy.contains(&a)),
+        MessagesToAuthor::No => false,
     };
     if let (Some(a), true) = (author, to_author) {
         if let Some(addr) = good(ctx, a, &seen)? {
@@ -230,7 +232,7 @@ fn nosymessage(
     set_one(ctx, "recipients", PropValue::Multilink(recipients))?;
     if message_id.is_none() && msg_class.prop("messageid").is_some() {
         let mid =
-            super::mail::new_message_id(&class.name, issue.id, &ctx.tracker.settings.mail_domain);
+            super::mail::new_message_id(&class.name, issue.id, ctx.tracker.settings.mail_domain());
         set_one(ctx, "messageid", PropValue::String(mid.clone()))?;
         message_id = Some(mid);
     }
@@ -260,8 +262,8 @@ fn nosymessage(
         body: format!(
             "\n{author_name} added the comment:\n\n{}\n\n----------\n{}\n<{}{designator}>\n",
             String::from_utf8_lossy(&content),
-            settings.tracker_name,
-            settings.tracker_web
+            settings.tracker.name,
+            settings.tracker.web.as_deref().unwrap_or_default()
         ),
     });
     Ok(())

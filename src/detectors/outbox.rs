@@ -16,7 +16,7 @@
 //! tracker: two would both send what is queued.
 
 use super::mail::{self, MailError};
-use crate::tracker::Settings;
+use crate::config::Settings;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -226,7 +226,7 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(tracker = %self.tracker, host = %self.settings.mail_host, error = %e,
+                    tracing::warn!(tracker = %self.tracker, host = %self.settings.mail.host.as_deref().unwrap_or_default(), error = %e,
                         "nosy mail not delivered yet; will retry");
                     return RoundEnd::Retry;
                 }

@@ -1,5 +1,5 @@
 //! [`ServerConfig`]: the limits and timeouts of the HTTP front end, and whose
-//! forwarding headers it believes. Built by `main` from the
+//! forwarding headers it believes. Built (by `config::serve`) from the
 //! flags and the trackers' `[xmlrpc_server]` options; the tests build their own.
 
 use std::time::Duration;

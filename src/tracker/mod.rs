@@ -1,8 +1,7 @@
 //! A tracker directory: `schema.toml`, `config.ini`, `initial_data.toml` and the
 //! database under `db/`. [`Tracker::open`] loads and validates it once at start-up.
 
-pub mod config;
-
+use crate::config::{load_config, Settings};
 use crate::security::Security;
 use crate::store::sqlite::{Options, SqliteStore};
 use crate::store::{Store, StoreError};
@@ -39,114 +38,6 @@ pub enum OpenError {
     },
 }
 
-/// Settings from config.ini that the server uses.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `[tracker] name`.
-    pub tracker_name: String,
-    /// `[tracker] web`.
-    pub tracker_web: String,
-    /// `[tracker] email`, the tracker's own address (`@<[mail] domain>` added when
-    /// it has no `@`).
-    pub tracker_email: String,
-    /// `[main] timezone`: the default time zone for Date input.
-    pub timezone: String,
-    /// `[main] password_pbkdf2_default_rounds`.
-    pub pbkdf2_rounds: u32,
-    /// `[xmlrpc_server] password_default_scheme` (ours): `PBKDF2S5` or `BCRYPT`.
-    pub password_scheme: String,
-    /// `[xmlrpc_server] bcrypt_cost` (ours): cost of new `{BCRYPT}` hashes.
-    pub bcrypt_cost: u32,
-    /// `[web] migrate_passwords`: re-hash an outdated hash after a successful login.
-    pub migrate_passwords: bool,
-    /// `[web] login_empty_passwords`: a user without a password may log in with an
-    /// empty one.
-    pub login_empty_passwords: bool,
-    /// `[nosy] messages_to_author`: `yes`, `no`, `new` or `nosy`.
-    pub nosy_messages_to_author: String,
-    /// `[nosy] add_author`: `yes`, `no` or `new`.
-    pub nosy_add_author: String,
-    /// `[nosy] add_recipients`: `yes`, `no` or `new`.
-    pub nosy_add_recipients: String,
-    /// `[mail] domain`.
-    pub mail_domain: String,
-    /// `[mail] debug`: write mail to this file instead of sending it.
-    pub mail_debug: Option<PathBuf>,
-    /// `[mail] host` (empty: no SMTP).
-    pub mail_host: String,
-    /// `[mail] port`.
-    pub mail_port: u16,
-    /// `[mail] username` (empty: no SMTP authentication).
-    pub mail_username: String,
-    /// `[mail] password`.
-    pub mail_password: String,
-    /// `[mail] tls`: use STARTTLS.
-    pub mail_tls: bool,
-    /// `[web] api_failed_login_limit` (0 = off).
-    pub api_failed_login_limit: u32,
-    /// `[web] api_failed_login_interval_in_sec`.
-    pub api_failed_login_interval: u64,
-    /// `[web] api_calls_per_interval`: calls allowed per user (0 = no limit).
-    pub api_calls_per_interval: u32,
-    /// `[web] api_interval_in_sec`.
-    pub api_interval: u64,
-    /// `[rdbms] sqlite_timeout` in seconds.
-    pub sqlite_timeout: u64,
-    /// `[rdbms] allow_create`: schema.toml may add classes (tables) to the database.
-    pub allow_create: bool,
-    /// `[rdbms] allow_alter`: schema.toml may change classes (columns, indexes).
-    pub allow_alter: bool,
-    /// `[main] database`: the database directory (resolved against the tracker).
-    pub database: PathBuf,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            tracker_name: "Roundup issue tracker".into(),
-            tracker_web: String::new(),
-            tracker_email: String::new(),
-            timezone: "0".into(),
-            pbkdf2_rounds: 250_000,
-            password_scheme: "PBKDF2S5".into(),
-            bcrypt_cost: crate::auth::password::BCRYPT_COST,
-            migrate_passwords: true,
-            login_empty_passwords: false,
-            nosy_messages_to_author: "no".into(),
-            nosy_add_author: "new".into(),
-            nosy_add_recipients: "new".into(),
-            mail_domain: String::new(),
-            mail_debug: None,
-            mail_host: String::new(),
-            mail_port: 25,
-            mail_username: String::new(),
-            mail_password: String::new(),
-            mail_tls: false,
-            api_failed_login_limit: 4,
-            api_failed_login_interval: 600,
-            api_calls_per_interval: 0,
-            api_interval: 3600,
-            sqlite_timeout: 30,
-            allow_create: true,
-            allow_alter: true,
-            database: PathBuf::from("db"),
-        }
-    }
-}
-
-impl Settings {
-    /// How new passwords are hashed (scheme and work factors), which also decides
-    /// which stored hashes `[web] migrate_passwords` re-hashes.
-    pub fn hash_policy(&self) -> crate::auth::HashPolicy {
-        crate::auth::HashPolicy {
-            scheme: crate::auth::Scheme::parse(&self.password_scheme)
-                .unwrap_or(crate::auth::Scheme::Pbkdf2S5),
-            pbkdf2_rounds: self.pbkdf2_rounds,
-            bcrypt_cost: self.bcrypt_cost,
-        }
-    }
-}
-
 /// An open tracker: its schema, permissions, settings and database.
 pub struct Tracker {
     /// The name it is served under (the directory name, or NAME of NAME=DIR).
@@ -157,7 +48,7 @@ pub struct Tracker {
     pub schema: Arc<Schema>,
     /// The permission index built from the schema.
     pub security: Security,
-    /// Settings from config.ini.
+    /// Its settings (config.ini, read once when it was opened).
     pub settings: Settings,
     /// The database.
     pub store: Box<dyn Store>,
@@ -186,11 +77,11 @@ impl Tracker {
     ) -> Result<Tracker, OpenError> {
         let schema = Arc::new(schema);
         // config.ini's database path is already resolved against the tracker directory.
-        let db_dir = settings.database.clone();
+        let db_dir = settings.main.database.clone();
         let options = Options {
-            busy_timeout: std::time::Duration::from_secs(settings.sqlite_timeout),
-            allow_create: settings.allow_create,
-            allow_alter: settings.allow_alter,
+            busy_timeout: std::time::Duration::from_secs(settings.rdbms.sqlite_timeout),
+            allow_create: settings.rdbms.allow_create,
+            allow_alter: settings.rdbms.allow_alter,
             create,
         };
         let store =
@@ -214,44 +105,6 @@ impl Tracker {
     }
 }
 
-/// The server's settings from a loaded config.ini.
-pub fn settings_from_config(c: &config::Config) -> Settings {
-    let nosy = |v: &dyn std::fmt::Debug| format!("{v:?}").to_lowercase();
-    Settings {
-        tracker_name: c.tracker.name.clone(),
-        tracker_web: c.tracker.web.clone().unwrap_or_default(),
-        // `@<[mail] domain>` added as Roundup's MailAddressOption does (as written
-        // when there is no domain to add).
-        tracker_email: c
-            .tracker_email()
-            .unwrap_or_else(|_| c.tracker.email.clone()),
-        timezone: c.main.timezone.clone(),
-        pbkdf2_rounds: c.main.password_pbkdf2_default_rounds,
-        password_scheme: c.server.password_default_scheme.as_str().to_string(),
-        bcrypt_cost: c.server.bcrypt_cost,
-        migrate_passwords: c.web.migrate_passwords,
-        login_empty_passwords: c.web.login_empty_passwords,
-        nosy_messages_to_author: nosy(&c.nosy.messages_to_author),
-        nosy_add_author: nosy(&c.nosy.add_author),
-        nosy_add_recipients: nosy(&c.nosy.add_recipients),
-        mail_domain: c.mail.domain.clone().unwrap_or_default(),
-        mail_debug: c.mail.debug.clone(),
-        mail_host: c.mail.host.clone().unwrap_or_default(),
-        mail_port: c.mail.port,
-        mail_username: c.mail.username.clone().unwrap_or_default(),
-        mail_password: c.mail.password.clone().unwrap_or_default(),
-        mail_tls: c.mail.tls,
-        api_failed_login_limit: c.web.api_failed_login_limit,
-        api_failed_login_interval: c.web.api_failed_login_interval_in_sec,
-        api_calls_per_interval: c.web.api_calls_per_interval,
-        api_interval: c.web.api_interval_in_sec,
-        sqlite_timeout: c.rdbms.sqlite_timeout,
-        allow_create: c.rdbms.allow_create,
-        allow_alter: c.rdbms.allow_alter,
-        database: c.main.database.clone(),
-    }
-}
-
 impl Tracker {
     /// Opens the tracker in `dir`, served as `name`: loads and validates
     /// config.ini and schema.toml, then opens (and if needed upgrades) the database.
@@ -261,9 +114,9 @@ impl Tracker {
         if !schema_path.is_file() {
             return Err(OpenError::Missing(dir.to_path_buf()));
         }
-        let config = config::load_config(dir).map_err(|e| OpenError::Config(e.to_string()))?;
+        let settings = load_config(dir).map_err(|e| OpenError::Config(e.to_string()))?;
         let schema =
             load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
-        Tracker::from_parts(name, dir, schema, settings_from_config(&config), false)
+        Tracker::from_parts(name, dir, schema, settings, false)
     }
 }
