@@ -8,7 +8,7 @@
 use crate::api;
 use crate::auth::{self, CredentialCache, Credentials, LoginLimiter, RetryAfter};
 use crate::deadline::Deadline;
-use crate::detectors::mail;
+use crate::mail;
 use crate::dispatch::{self, Methods};
 use crate::error::{decode_fault, Error};
 use crate::server::{

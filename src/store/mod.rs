@@ -1,5 +1,8 @@
-//! Storage: the narrow interface the item layer and the API methods use, and its
-//! SQLite implementation in Roundup 2.6's on-disk layout ([`sqlite`]).
+//! Storage: the narrow interface the item layer and the API methods use ([`Store`],
+//! [`Tx`]), the filter model ([`filter`]), Python repr text as Roundup stores it
+//! ([`pyrepr`]) and a transaction bound to a call's deadline ([`WatchedTx`]). The
+//! backends implement it as sibling modules above this one (`sqlite`, Roundup
+//! 2.6's on-disk layout), so that each stays its own room.
 //!
 //! Everything happens inside a [`Tx`]: a read snapshot or a write transaction.
 //! A write transaction covers one XML-RPC call (or one multicall sub-call); rows,
@@ -7,7 +10,6 @@
 
 pub mod filter;
 pub mod pyrepr;
-pub mod sqlite;
 pub mod watched;
 
 use crate::hyperdb::date::Date;
@@ -18,6 +20,10 @@ use std::collections::BTreeMap;
 pub use crate::deadline::Interrupter;
 pub use filter::{Cond, FilterQuery, SortKey};
 pub use watched::WatchedTx;
+
+/// The one area of the database directory where [`Tx::put_file_on_commit`] puts files:
+/// the mail outbox (`db/outbox/`).
+pub const OUTBOX_DIR: &str = "outbox";
 
 /// An item id. Roundup stores ids as SQL integers and shows them as strings.
 pub type Id = i64;

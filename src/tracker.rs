@@ -3,7 +3,7 @@
 
 use crate::config::{load_config, Settings};
 use crate::security::Security;
-use crate::store::sqlite::{Options, SqliteStore};
+use crate::sqlite::{Options, SqliteStore};
 use crate::store::{Store, StoreError};
 use crate::schema::{load_schema, Schema};
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ pub struct Tracker {
     /// The database.
     pub store: Box<dyn Store>,
     /// The mail outbox (`db/outbox/`) and its delivery thread.
-    pub outbox: crate::detectors::outbox::Outbox,
+    pub outbox: crate::mail::Outbox,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -100,7 +100,7 @@ impl Tracker {
             schema,
             settings,
             store: Box::new(store),
-            outbox: crate::detectors::outbox::Outbox::new(&db_dir),
+            outbox: crate::mail::Outbox::new(&db_dir),
         })
     }
 }

@@ -11,14 +11,10 @@
 //! Auditors run before a change is written and may modify or refuse it; reactors
 //! run after it is written, inside the same transaction.
 
-pub mod mail;
 pub mod messagesummary;
 pub mod nosyreaction;
-pub mod outbox;
 pub mod statusauditor;
 pub mod userauditor;
-
-pub use mail::OutgoingMail;
 
 use crate::error::Result;
 use crate::items::{Changes, Ctx};

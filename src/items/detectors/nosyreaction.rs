@@ -1,7 +1,7 @@
 //! The classic `nosyreaction.py`: the `updatenosy` auditor and the `nosyreaction`
 //! reactor that mails new messages to the nosy list.
 
-use super::mail::OutgoingMail;
+use crate::mail::{self, OutgoingMail};
 use crate::config::{MessagesToAuthor, NosyAdd};
 use crate::error::Result;
 use crate::items::{self, Changes, Ctx, PropMap};
@@ -232,7 +232,7 @@ fn nosymessage(
     set_one(ctx, "recipients", PropValue::Multilink(recipients))?;
     if message_id.is_none() && msg_class.prop("messageid").is_some() {
         let mid =
-            super::mail::new_message_id(&class.name, issue.id, ctx.tracker.settings.mail_domain());
+            mail::new_message_id(&class.name, issue.id, ctx.tracker.settings.mail_domain());
         set_one(ctx, "messageid", PropValue::String(mid.clone()))?;
         message_id = Some(mid);
     }
@@ -269,4 +269,3 @@ fn nosymessage(
     Ok(())
 }
 
-use super::mail;

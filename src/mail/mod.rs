@@ -1,12 +1,16 @@
 //! Outgoing nosy mail: built by the reactor during the call, written to the
 //! tracker's outbox (`db/outbox/`) as part of the call's transaction (so it exists
 //! exactly when the change does, crash or not), and delivered by the tracker's
-//! delivery thread ([`super::outbox`]) with retries. A slow or dead mail server
+//! delivery thread ([`outbox`]) with retries. A slow or dead mail server
 //! never delays an answer, and a restart loses no mail. Mail goes to the
 //! `[mail] debug` file when that is set (as Roundup does), otherwise to the SMTP
 //! server in `[mail] host`.
 
-use crate::store::sqlite::OUTBOX_DIR;
+pub mod outbox;
+
+pub use outbox::Outbox;
+
+use crate::store::OUTBOX_DIR;
 use crate::store::Tx;
 use crate::config::Settings;
 use std::io::Write;
@@ -118,7 +122,7 @@ fn queue_name() -> String {
         .unwrap_or(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000;
     let r: u32 = rand::random();
-    format!("{micros:020}-{seq:06}-{r:08x}{}", super::outbox::MAIL_EXT)
+    format!("{micros:020}-{seq:06}-{r:08x}{}", outbox::MAIL_EXT)
 }
 
 /// Reads an outbox file back.
@@ -227,7 +231,7 @@ mod tests {
         let a = queue_name();
         let b = queue_name();
         assert!(a < b, "{a} {b}");
-        assert!(a.ends_with(super::super::outbox::MAIL_EXT));
+        assert!(a.ends_with(outbox::MAIL_EXT));
         assert!(!a.contains('/'));
     }
 }

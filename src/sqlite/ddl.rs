@@ -1,7 +1,7 @@
 //! Creating and evolving the Roundup 2.6 sqlite layout (reference §8.2, §8.6).
 
-use super::super::pyrepr::str_repr;
-use super::super::{Result, StoreError};
+use crate::store::pyrepr::str_repr;
+use crate::store::{Result, StoreError};
 use crate::schema::{ClassDef, PropType, Schema};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -224,9 +224,9 @@ pub fn sync_schema(conn: &mut Connection, schema: &Schema, options: &super::Opti
         .query_row("select schema from schema", [], |r| r.get(0))
         .optional()?;
     let stored_tables = match &stored {
-        Some(text) => super::super::pyrepr::parse_schema_row(text)
+        Some(text) => crate::store::pyrepr::parse_schema_row(text)
             .map_err(|e| StoreError::Incompatible(format!("unreadable schema row: {e}")))?,
-        None => super::super::pyrepr::StoredSchema {
+        None => crate::store::pyrepr::StoredSchema {
             version: DB_VERSION,
             tables: vec![],
         },

@@ -2,7 +2,9 @@
 //! store transaction, with key uniqueness, link checks, journal entries, the
 //! full-text index and the detectors, in Roundup's order (reference §3.6–3.7, §8.5).
 
-use crate::detectors::{self, OutgoingMail};
+pub mod detectors;
+
+use crate::mail::OutgoingMail;
 use crate::error::{Error, Result};
 use crate::hyperdb::date::Date;
 use crate::security::UserCtx;

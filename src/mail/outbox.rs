@@ -1,7 +1,7 @@
 //! The mail outbox of a tracker (`db/outbox/`) and the thread that empties it.
 //!
 //! A call's nosy mail is written into the outbox by its own transaction
-//! ([`super::mail::queue`]; the files appear atomically when it commits), and the
+//! ([`super::queue`]; the files appear atomically when it commits), and the
 //! call answers without waiting for any mail server. One delivery thread per
 //! tracker sends the queued mail oldest first, deleting each file only after the
 //! `[mail] debug` file or the SMTP server took it. A failure that may pass (no
@@ -15,7 +15,7 @@
 //! its file sends it again after the restart. Only one daemon should serve a
 //! tracker: two would both send what is queued.
 
-use super::mail::{self, MailError};
+use super::{self as mail, MailError};
 use crate::config::Settings;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,7 +54,7 @@ impl Outbox {
     /// The outbox of the database in `db_dir`.
     pub fn new(db_dir: &Path) -> Outbox {
         Outbox {
-            dir: db_dir.join(crate::store::sqlite::OUTBOX_DIR),
+            dir: db_dir.join(crate::store::OUTBOX_DIR),
             running: Mutex::new(None),
         }
     }

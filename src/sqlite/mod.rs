@@ -11,10 +11,12 @@ mod ddl;
 mod files;
 mod query;
 
-use super::{Id, Item, JournalEntry, Multilinks, PropValue, Result, Store, StoreError, Tx, Values};
+use crate::store::{
+    Id, Item, JournalEntry, Multilinks, PropValue, Result, Store, StoreError, Tx, Values, OUTBOX_DIR,
+};
+use crate::store::FilterQuery;
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
-use crate::store::FilterQuery;
 use crate::schema::{ClassDef, PropType, Schema};
 use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
@@ -25,9 +27,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use ddl::{columns as class_columns, DB_VERSION};
-
-/// The mail outbox directory inside the database directory (`db/outbox/`).
-pub const OUTBOX_DIR: &str = "outbox";
 
 /// Page cache per reader connection, in KiB, as SQLite's negative `cache_size`.
 const READER_CACHE_KIB: i64 = -512;
@@ -611,12 +610,12 @@ impl SqliteTx<'_> {
 }
 
 impl Tx for SqliteTx<'_> {
-    fn interrupter(&self) -> Option<super::Interrupter> {
+    fn interrupter(&self) -> Option<crate::store::Interrupter> {
         if self.write {
             return None;
         }
         let handle = self.conn.get_interrupt_handle();
-        Some(super::Interrupter::new(move || handle.interrupt()))
+        Some(crate::store::Interrupter::new(move || handle.interrupt()))
     }
 
     fn get(

@@ -1,8 +1,8 @@
 //! `filter()` as SQL over Roundup's tables. Every value travels as a bound
 //! parameter; class and property names come from the schema, never from clients.
 
-use super::super::filter::{Cond, DateAlt, FilterQuery, IdExpr, Scalar, SortKey};
-use super::super::{Id, Result};
+use crate::store::filter::{Cond, DateAlt, FilterQuery, IdExpr, Scalar, SortKey};
+use crate::store::{Id, Result};
 use super::column_kind;
 use crate::schema::{ClassDef, PropType, Schema};
 use rusqlite::types::Value as SqlValue;
@@ -331,7 +331,7 @@ pub fn run(
         }
     );
     if b.params.len() > MAX_SQL_PARAMS {
-        return Err(super::super::StoreError::Limit(format!(
+        return Err(crate::store::StoreError::Limit(format!(
             "filter too complex: more than {MAX_SQL_PARAMS} values"
         )));
     }

@@ -51,7 +51,7 @@
 //! `content.rename` (error instead of the rename) and `content.after_rename`.
 //! They apply to outbox files too.
 
-use super::super::{Id, Result, StoreError};
+use crate::store::{Id, Result, StoreError};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -151,7 +151,7 @@ pub fn leftovers_in(dir: &Path, only: Option<&str>) -> Result<Vec<Leftover>> {
 /// Every staged file under the database directory: `files/<class>/<n>/` and
 /// `outbox/`, by token.
 pub fn all_leftovers(db_dir: &Path) -> Result<Vec<Leftover>> {
-    let mut out = leftovers_in(&db_dir.join(super::OUTBOX_DIR), None)?;
+    let mut out = leftovers_in(&db_dir.join(crate::store::OUTBOX_DIR), None)?;
     for dir in content_dirs(db_dir)? {
         out.extend(leftovers_in(&dir, None)?);
     }
