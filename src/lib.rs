@@ -23,7 +23,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod deadline;
-pub mod dispatch;
 pub mod error;
 pub mod failpoint;
 pub mod hyperdb;
