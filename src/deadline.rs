@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-
 /// Stops, from any thread, the statement a read transaction is running (SQLite's
 /// `sqlite3_interrupt`); a store hands one out with `Tx::interrupter`.
 pub struct Interrupter(Box<dyn Fn() + Send + Sync>);

@@ -4,12 +4,12 @@
 //! line and map to the exit codes in [`roundup_xmlrpc::cli::exit`].
 
 use clap::Parser;
+use roundup_xmlrpc::admin::{demo, init};
 use roundup_xmlrpc::app::App;
 use roundup_xmlrpc::cli::{exit, Cli, Command, ConvertArgs, DemoArgs, InitArgs, ServeArgs};
 use roundup_xmlrpc::config::serve::server_config;
 use roundup_xmlrpc::config::Settings;
 use roundup_xmlrpc::server::{self, ServerConfig};
-use roundup_xmlrpc::admin::{demo, init};
 use roundup_xmlrpc::tracker::{OpenError, Tracker};
 use roundup_xmlrpc::xmlrpc::Limits;
 use std::io::{IsTerminal, Write};

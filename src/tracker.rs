@@ -2,10 +2,10 @@
 //! database under `db/`. [`Tracker::open`] loads and validates it once at start-up.
 
 use crate::config::{load_config, Settings};
+use crate::schema::{load_schema, Schema};
 use crate::security::Security;
 use crate::sqlite::{Options, SqliteStore};
 use crate::store::{Store, StoreError};
-use crate::schema::{load_schema, Schema};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -115,8 +115,7 @@ impl Tracker {
             return Err(OpenError::Missing(dir.to_path_buf()));
         }
         let settings = load_config(dir).map_err(|e| OpenError::Config(e.to_string()))?;
-        let schema =
-            load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
+        let schema = load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
         Tracker::from_parts(name, dir, schema, settings, false)
     }
 }

@@ -77,7 +77,10 @@ fn readme_table_lists_exactly_the_interop_codes() {
         );
     }
     for code in codes::ALL {
-        assert!(made.contains(&code), "README lists {code}, nothing makes it");
+        assert!(
+            made.contains(&code),
+            "README lists {code}, nothing makes it"
+        );
     }
 }
 

@@ -335,10 +335,8 @@ fn roles_are_validated() {
 
 #[test]
 fn io_error_names_the_file() {
-    let e = roundup_xmlrpc::schema::load_schema(std::path::Path::new(
-        "/nonexistent/schema.toml",
-    ))
-    .unwrap_err();
+    let e = roundup_xmlrpc::schema::load_schema(std::path::Path::new("/nonexistent/schema.toml"))
+        .unwrap_err();
     assert!(matches!(e, SchemaError::Io { .. }));
     assert!(
         e.to_string()

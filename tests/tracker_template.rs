@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use roundup_xmlrpc::schema::check::{CheckExpr, CompareOp, Operand};
 use roundup_xmlrpc::auth::Scheme;
 use roundup_xmlrpc::config::{load_config, MessagesToAuthor, NosyAdd};
+use roundup_xmlrpc::schema::check::{CheckExpr, CompareOp, Operand};
 use roundup_xmlrpc::schema::initial_data::load_initial_data;
 use roundup_xmlrpc::schema::load_schema;
 use roundup_xmlrpc::schema::{ClassKind, PropType, Schema};

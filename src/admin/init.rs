@@ -2,13 +2,13 @@
 //! followed by `initialise` does. Nothing is left half-made: the tracker is built
 //! in a temporary sibling directory and renamed into place at the end.
 
+use crate::api::args::props_from_args;
 use crate::config::{load_config, parse_setting_arg, write_settings};
+use crate::items::{self, Ctx};
 use crate::schema::initial_data::load_initial_data;
 use crate::schema::load_schema;
-use crate::tracker::{OpenError, Tracker};
-use crate::api::args::props_from_args;
-use crate::items::{self, Ctx};
 use crate::security::UserCtx;
+use crate::tracker::{OpenError, Tracker};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};

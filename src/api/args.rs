@@ -4,9 +4,9 @@
 use crate::error::{Error, Result};
 use crate::hyperdb::{Date, Interval, Tz};
 use crate::items::{Changes, Ctx, PropMap};
+use crate::schema::{ClassDef, ClassKind, PropType};
 use crate::store::pyrepr::{float_repr, str_repr};
 use crate::store::{Id, Multilinks, PropValue};
-use crate::schema::{ClassDef, ClassKind, PropType};
 use crate::xmlrpc::Value;
 
 /// Python's `str()` of a value, for messages that interpolate client values.

@@ -116,7 +116,9 @@ fn one_of_multicall(caller: &mut Caller<'_>, c: &Value) -> Result<Value, Fault> 
         None => return Err(Error::KeyError("params".into()).to_fault()),
     };
     if name == "system.multicall" {
-        return Err(Error::InvalidRequest("recursive system.multicall forbidden".into()).to_fault());
+        return Err(
+            Error::InvalidRequest("recursive system.multicall forbidden".into()).to_fault(),
+        );
     }
     dispatch(caller, &MethodCall { name, params })
 }

@@ -22,7 +22,12 @@ use crate::xmlrpc::{Fault, MethodCall, Value};
 /// Runs `name` (a Roundup method or a `system.*` one) with `params` as `user`, each
 /// Roundup method in its own transaction, committed when it writes; answers what a
 /// client would get.
-pub fn call(tracker: &Tracker, user: &UserCtx, name: &str, params: &[Value]) -> Result<Value, Fault> {
+pub fn call(
+    tracker: &Tracker,
+    user: &UserCtx,
+    name: &str,
+    params: &[Value],
+) -> Result<Value, Fault> {
     let call = MethodCall {
         name: name.to_string(),
         params: params.to_vec(),

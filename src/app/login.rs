@@ -208,7 +208,9 @@ impl App {
         let stored = user.as_ref().and_then(stored_password);
         let (user, hash) = match (user, stored) {
             (Some(u), Some(h)) => (u, h),
-            (Some(u), None) if password.is_empty() && tracker.settings.web.login_empty_passwords => {
+            (Some(u), None)
+                if password.is_empty() && tracker.settings.web.login_empty_passwords =>
+            {
                 return Ok(user_ctx(&u, username.to_string()));
             }
             _ => {
@@ -289,7 +291,8 @@ fn store_password(tracker: &Tracker, user: &UserCtx, old: &str, new: &str) -> Re
     Caller::new(tracker, user).transaction(true, |ctx| {
         let current = ctx.tx.get(users, user.id, Multilinks::None)?;
         let unchanged = current.is_some_and(|item| {
-            !item.retired && matches!(item.get("password"), Some(PropValue::Password(p)) if p == old)
+            !item.retired
+                && matches!(item.get("password"), Some(PropValue::Password(p)) if p == old)
         });
         if !unchanged {
             return Ok(false);

@@ -13,11 +13,11 @@ use crate::api::Caller;
 use crate::auth::{self, CredentialCache, Credentials, LoginLimiter, RetryAfter};
 use crate::deadline::Deadline;
 use crate::error::{decode_fault, Error};
+use crate::log::{field, method_list};
+use crate::security::UserCtx;
 use crate::server::{
     Authorization, RateLimit, RateLimited, Refusal, RpcCall, RpcHandler, RpcHead, RpcResponse,
 };
-use crate::log::{field, method_list};
-use crate::security::UserCtx;
 use crate::tracker::Tracker;
 use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
 use bytes::Bytes;
@@ -56,7 +56,6 @@ struct Mounted {
     /// so that such a login costs what a wrong password costs. Made on first use.
     dummy_hash: OnceLock<String>,
 }
-
 
 /// The application: the served trackers and the shared auth state.
 pub struct App {
@@ -206,7 +205,6 @@ fn too_many(which: RateLimit, r: RetryAfter, limiter: &LoginLimiter) -> RpcRespo
     .response()
 }
 
-
 /// The sub-call names of a `system.multicall` (empty for other calls), for the log.
 fn multicall_names(call: &MethodCall) -> Vec<&str> {
     if call.name != "system.multicall" {
@@ -278,7 +276,9 @@ impl App {
             Ok(u) => u,
             Err(LoginError::Invalid) => {
                 tracing::info!(peer = %head.peer, tracker = %m.name, "invalid login");
-                return Err(Box::new(Refusal::InvalidUser { path: head.path }.response()));
+                return Err(Box::new(
+                    Refusal::InvalidUser { path: head.path }.response(),
+                ));
             }
             Err(LoginError::Limited(r)) => {
                 tracing::warn!(peer = %head.peer, tracker = %m.name, "failed-login limit reached");

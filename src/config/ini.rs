@@ -73,7 +73,12 @@ pub(crate) fn read_ini(text: &str, file: &str, home: &Path) -> Result<RawIni, Co
 }
 
 impl RawIni {
-    pub(crate) fn invalid(&self, section: &str, option: &str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn invalid(
+        &self,
+        section: &str,
+        option: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.clone(),
             section: section.into(),

@@ -16,9 +16,9 @@ pub mod set;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use self::ini::{read_ini, RawIni};
 use crate::auth::password::{HashPolicy, Scheme, BCRYPT_COST, MAX_BCRYPT_COST, MIN_BCRYPT_COST};
 use crate::server::{parse_net, IpNet};
-use self::ini::{read_ini, RawIni};
 
 pub use crate::auth::password::MIN_PBKDF2_ROUNDS;
 pub use set::{parse_setting_arg, resolve_setting, write_settings};
@@ -354,7 +354,6 @@ pub fn load_config(tracker_dir: &Path) -> Result<Settings, ConfigError> {
     parse_config(&text, tracker_dir, &path.display().to_string())
 }
 
-
 /// Parses config.ini text; `tracker_dir` resolves relative paths and `%(HOME)s`,
 /// `file_name` prefixes errors.
 pub fn parse_config(
@@ -610,7 +609,6 @@ fn parse_server(r: &RawIni) -> Result<XmlrpcServerConfig, ConfigError> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,7 +631,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn trusted_proxies_are_networks() {
         let c = parse_config(
@@ -653,7 +650,10 @@ mod tests {
                 "c.ini",
             )
             .unwrap_err();
-            assert!(e.to_string().contains("is not an IP address or network"), "{e}");
+            assert!(
+                e.to_string().contains("is not an IP address or network"),
+                "{e}"
+            );
         }
     }
 

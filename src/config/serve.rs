@@ -98,7 +98,10 @@ pub fn server_config(
     let bind = trackers.first().and_then(|t| t.server.bind);
     let addr = SocketAddr::new(
         flags.bind.or(bind.map(|b| b.ip())).unwrap_or(DEFAULT_BIND),
-        flags.port.or(bind.map(|b| b.port())).unwrap_or(DEFAULT_PORT),
+        flags
+            .port
+            .or(bind.map(|b| b.port()))
+            .unwrap_or(DEFAULT_PORT),
     );
     Ok((config, addr))
 }
@@ -188,11 +191,21 @@ mod tests {
              request_timeout_sec = 3\nrequest_deadline_sec = 4\ntrusted_proxies = ::1\n",
         );
         let (config, addr) = server_config(&flags(&[]), &[&a, &b]).unwrap();
-        assert_eq!(addr, "127.0.0.2:9000".parse().unwrap(), "the first tracker's bind");
+        assert_eq!(
+            addr,
+            "127.0.0.2:9000".parse().unwrap(),
+            "the first tracker's bind"
+        );
         assert_eq!(config.max_connections, 50);
-        assert_eq!(config.max_connections_per_address, 5, "0 (no cap) is the largest");
+        assert_eq!(
+            config.max_connections_per_address, 5,
+            "0 (no cap) is the largest"
+        );
         assert_eq!(config.max_body_bytes_in_flight, 2_000_000);
-        assert_eq!((config.max_body_bytes, config.max_decoded_body_bytes), (1000, 1000));
+        assert_eq!(
+            (config.max_body_bytes, config.max_decoded_body_bytes),
+            (1000, 1000)
+        );
         assert_eq!(config.header_read_timeout, Duration::from_secs(3));
         assert_eq!(config.request_deadline, Duration::from_secs(4));
         assert_eq!(
@@ -221,7 +234,10 @@ mod tests {
             (500, 500),
             "the body limit is lowered to the budget"
         );
-        assert_eq!(config.trusted_proxies, vec![parse_net("192.0.2.1").unwrap()]);
+        assert_eq!(
+            config.trusted_proxies,
+            vec![parse_net("192.0.2.1").unwrap()]
+        );
         assert_eq!(config.forwarded_header, ForwardedHeader::Forwarded);
     }
 

@@ -397,7 +397,6 @@ mod tests {
         assert_eq!(resolve_setting("bogus.domain"), None);
     }
 
-
     #[test]
     fn apply_replaces_uncomments_appends() {
         let t = "# head\n[main]\n# Default: db\ndatabase = db\n\n# about mail\n[mail]\n#domain = NO DEFAULT\nport = 25\n";
@@ -420,5 +419,4 @@ mod tests {
         );
         assert!(t5.starts_with("# head\n"));
     }
-
 }

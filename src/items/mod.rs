@@ -4,13 +4,13 @@
 
 pub mod detectors;
 
-use crate::mail::OutgoingMail;
 use crate::error::{Error, Result};
 use crate::hyperdb::date::Date;
+use crate::mail::OutgoingMail;
+use crate::schema::{ClassDef, ClassKind, PropType};
 use crate::security::UserCtx;
 use crate::store::pyrepr::{bytes_repr, float_repr, str_repr};
 use crate::store::{Id, Item, JournalEntry, Multilinks, PropValue, Tx, Values};
-use crate::schema::{ClassDef, ClassKind, PropType};
 use crate::tracker::Tracker;
 
 /// Everything one API call works with: the transaction, the tracker, the acting

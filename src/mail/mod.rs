@@ -10,9 +10,9 @@ pub mod outbox;
 
 pub use outbox::Outbox;
 
-use crate::store::OUTBOX_DIR;
-use crate::store::Tx;
 use crate::config::Settings;
+use crate::store::Tx;
+use crate::store::OUTBOX_DIR;
 use std::io::Write;
 
 /// One mail to send (also its form in the outbox, as TOML).

@@ -21,7 +21,6 @@ use super::{ClassDef, ClassKind, Detectors, PropType, Property, Schema};
 /// The properties every class has without declaring them (Roundup's automatic ones).
 pub const AUTOMATIC_PROPS: [&str; 5] = ["id", "creation", "activity", "creator", "actor"];
 
-
 /// Roundup's class-name rule (`hyperdb.Class.class_re`): a letter first, then letters,
 /// digits and `_`, and not ending in a digit (so `issue12` splits as a designator).
 pub fn is_valid_class_name(name: &str) -> bool {
@@ -684,5 +683,4 @@ mod tests {
         assert!(!is_valid_prop_name("_a"));
         assert!(!is_valid_prop_name("a.b"));
     }
-
 }

@@ -78,7 +78,11 @@ impl Ctx<'_> {
         self.err(span, message)
     }
 
-    pub(crate) fn table<'v, 'i>(&self, v: &'v V<'i>, what: &str) -> Result<&'v DeTable<'i>, SchemaError> {
+    pub(crate) fn table<'v, 'i>(
+        &self,
+        v: &'v V<'i>,
+        what: &str,
+    ) -> Result<&'v DeTable<'i>, SchemaError> {
         match v.get_ref() {
             DeValue::Table(t) => Ok(t),
             other => Err(self.err(
@@ -88,7 +92,11 @@ impl Ctx<'_> {
         }
     }
 
-    pub(crate) fn array<'v, 'i>(&self, v: &'v V<'i>, what: &str) -> Result<&'v DeArray<'i>, SchemaError> {
+    pub(crate) fn array<'v, 'i>(
+        &self,
+        v: &'v V<'i>,
+        what: &str,
+    ) -> Result<&'v DeArray<'i>, SchemaError> {
         match v.get_ref() {
             DeValue::Array(a) => Ok(a),
             other => Err(self.err(
@@ -122,7 +130,11 @@ impl Ctx<'_> {
     }
 
     /// A string, or an array of strings; each with its span.
-    pub(crate) fn strings(&self, v: &V<'_>, what: &str) -> Result<Vec<(String, Range<usize>)>, SchemaError> {
+    pub(crate) fn strings(
+        &self,
+        v: &V<'_>,
+        what: &str,
+    ) -> Result<Vec<(String, Range<usize>)>, SchemaError> {
         match v.get_ref() {
             DeValue::String(s) => Ok(vec![(s.to_string(), v.span())]),
             DeValue::Array(a) => {
@@ -210,5 +222,4 @@ mod tests {
         assert_eq!(line_col(t, 8), (3, 1));
         assert_eq!(line_col(t, 100), (3, 2));
     }
-
 }

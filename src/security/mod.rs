@@ -7,9 +7,9 @@
 //! * Search permission (used by `filter` and `lookup`) counts only `View` and
 //!   `Search` grants without a check condition.
 
-use crate::store::{Id, Multilinks, PropValue, Tx};
-use crate::schema::{Grant, PropType, Schema};
 use crate::schema::check::{CheckExpr, CompareOp, Operand};
+use crate::schema::{Grant, PropType, Schema};
+use crate::store::{Id, Multilinks, PropValue, Tx};
 use std::collections::HashMap;
 use std::sync::Arc;
 

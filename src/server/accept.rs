@@ -299,7 +299,6 @@ mod tests {
         assert!(slots.try_acquire(a).is_err());
     }
 
-
     #[test]
     fn address_slots_count_ipv6_per_64() {
         let slots = Arc::new(AddressSlots::new(1));
@@ -313,7 +312,6 @@ mod tests {
             .try_acquire("2001:db8:1:3::1".parse().unwrap())
             .is_ok());
     }
-
 
     #[test]
     fn address_slots_zero_is_no_cap_and_entries_are_freed() {
@@ -330,5 +328,4 @@ mod tests {
             "no entry left behind"
         );
     }
-
 }

@@ -141,7 +141,10 @@ pub const EARLY_BODY_MAX: usize = 64 << 10;
 /// Moves the body frames that have already arrived into `buf` (hyper hands them over
 /// after one scheduling round), without waiting for the client; true when that was
 /// the whole body.
-pub(crate) async fn take_arrived(body: &mut Incoming, buf: &mut Vec<u8>) -> Result<bool, RequestError> {
+pub(crate) async fn take_arrived(
+    body: &mut Incoming,
+    buf: &mut Vec<u8>,
+) -> Result<bool, RequestError> {
     let mut yielded = false;
     std::future::poll_fn(|cx| loop {
         if body.is_end_stream() {
@@ -207,8 +210,8 @@ pub(crate) async fn read_body(
 #[cfg(test)]
 mod tests {
     use super::super::budget::ByteBudget;
-    use hyper::header::HeaderValue;
     use super::*;
+    use hyper::header::HeaderValue;
 
     fn headers(name: &'static str, values: &[&'static str]) -> hyper::HeaderMap {
         let mut map = hyper::HeaderMap::new();
@@ -217,7 +220,6 @@ mod tests {
         }
         map
     }
-
 
     #[test]
     fn accept_encoding_parsing() {
@@ -237,7 +239,6 @@ mod tests {
         assert!(ae(&["gzip;q=0.001, *;q=0"]));
     }
 
-
     #[test]
     fn content_encoding_parsing() {
         let ce = |v: &[&'static str]| request_coding(&headers("content-encoding", v)).ok();
@@ -254,7 +255,6 @@ mod tests {
     fn unlimited() -> Reservation {
         ByteBudget::new(usize::MAX).empty()
     }
-
 
     #[test]
     fn gunzip_roundtrip_and_limits() {
@@ -285,7 +285,6 @@ mod tests {
         assert_eq!(gunzip(&gz, 1_000_000).unwrap(), big);
     }
 
-
     #[test]
     fn gunzip_counts_its_output_in_the_budget() {
         let data = vec![0u8; 1 << 20];
@@ -308,5 +307,4 @@ mod tests {
         assert!(reservation.bytes() >= 1 << 20);
         assert!(reservation.bytes() <= 2 << 20);
     }
-
 }

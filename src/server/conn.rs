@@ -113,7 +113,11 @@ pub(crate) struct DeadlineIo {
 }
 
 impl DeadlineIo {
-    pub(crate) fn new(stream: TcpStream, activity: Arc<ConnActivity>, config: &ServerConfig) -> Self {
+    pub(crate) fn new(
+        stream: TcpStream,
+        activity: Arc<ConnActivity>,
+        config: &ServerConfig,
+    ) -> Self {
         Self {
             stream,
             activity,

@@ -214,7 +214,6 @@ mod tests {
     const XFF: ForwardedHeader = ForwardedHeader::XForwardedFor;
     const FWD: ForwardedHeader = ForwardedHeader::Forwarded;
 
-
     #[test]
     fn ipnet_parsing_and_membership() {
         let n = net("10.1.2.3/8");
@@ -249,7 +248,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn untrusted_peer_headers_are_ignored() {
         let got = resolve("8.8.8.8:1000", &[("x-forwarded-for", "1.1.1.1")], XFF);
@@ -258,12 +256,10 @@ mod tests {
         assert_eq!(got, addr("8.8.8.8:1000"));
     }
 
-
     #[test]
     fn trusted_peer_without_header_is_the_peer() {
         assert_eq!(resolve("10.0.0.1:5", &[], XFF), addr("10.0.0.1:5"));
     }
-
 
     #[test]
     fn xff_rightmost_untrusted_wins() {
@@ -285,13 +281,11 @@ mod tests {
         assert_eq!(got, addr("3.3.3.3:4711"));
     }
 
-
     #[test]
     fn xff_all_trusted_gives_leftmost() {
         let got = resolve("[::1]:5", &[("x-forwarded-for", "10.1.1.1, 10.2.2.2")], XFF);
         assert_eq!(got, addr("10.1.1.1:0"));
     }
-
 
     #[test]
     fn xff_garbage_stops_at_last_trusted_hop() {
@@ -304,7 +298,6 @@ mod tests {
         let got = resolve("10.0.0.1:5", &[("x-forwarded-for", "nonsense")], XFF);
         assert_eq!(got, addr("10.0.0.1:5"));
     }
-
 
     #[test]
     fn xff_ipv6_forms() {
@@ -320,7 +313,6 @@ mod tests {
         assert_eq!(got, addr("5.5.5.5:0"));
     }
 
-
     #[test]
     fn wrong_header_kind_is_ignored() {
         let got = resolve("10.0.0.1:5", &[("forwarded", "for=1.1.1.1")], XFF);
@@ -328,7 +320,6 @@ mod tests {
         let got = resolve("10.0.0.1:5", &[("x-forwarded-for", "1.1.1.1")], FWD);
         assert_eq!(got, addr("10.0.0.1:5"));
     }
-
 
     #[test]
     fn forwarded_header_forms() {
@@ -362,7 +353,6 @@ mod tests {
         assert_eq!(got, addr("10.0.0.1:5"));
     }
 
-
     #[test]
     fn non_ascii_header_is_ignored() {
         let mut map = HeaderMap::new();
@@ -373,7 +363,6 @@ mod tests {
         let got = resolve_peer(addr("10.0.0.1:5"), &map, &[net("10.0.0.0/8")], XFF);
         assert_eq!(got, addr("10.0.0.1:5"));
     }
-
 
     #[test]
     fn split_unquoted_respects_quotes() {

@@ -208,9 +208,7 @@ impl Refusal {
             Self::NotFound | Self::NoTracker => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
-            Self::BadAuthorization | Self::CorruptGzip | Self::BodyRead => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadAuthorization | Self::CorruptGzip | Self::BodyRead => StatusCode::BAD_REQUEST,
             Self::InvalidUser { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy | Self::Deadline => StatusCode::SERVICE_UNAVAILABLE,

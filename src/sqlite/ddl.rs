@@ -1,8 +1,8 @@
 //! Creating and evolving the Roundup 2.6 sqlite layout (reference §8.2, §8.6).
 
+use crate::schema::{ClassDef, PropType, Schema};
 use crate::store::pyrepr::str_repr;
 use crate::store::{Result, StoreError};
-use crate::schema::{ClassDef, PropType, Schema};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Roundup's `current_db_version`.

@@ -11,13 +11,14 @@ mod ddl;
 mod files;
 mod query;
 
-use crate::store::{
-    Id, Item, JournalEntry, Multilinks, PropValue, Result, Store, StoreError, Tx, Values, OUTBOX_DIR,
-};
-use crate::store::FilterQuery;
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
 use crate::schema::{ClassDef, PropType, Schema};
+use crate::store::FilterQuery;
+use crate::store::{
+    Id, Item, JournalEntry, Multilinks, PropValue, Result, Store, StoreError, Tx, Values,
+    OUTBOX_DIR,
+};
 use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::ops::{Deref, DerefMut};

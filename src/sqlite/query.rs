@@ -1,10 +1,10 @@
 //! `filter()` as SQL over Roundup's tables. Every value travels as a bound
 //! parameter; class and property names come from the schema, never from clients.
 
-use crate::store::filter::{Cond, DateAlt, FilterQuery, IdExpr, Scalar, SortKey};
-use crate::store::{Id, Result};
 use super::column_kind;
 use crate::schema::{ClassDef, PropType, Schema};
+use crate::store::filter::{Cond, DateAlt, FilterQuery, IdExpr, Scalar, SortKey};
+use crate::store::{Id, Result};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use std::cmp::Ordering;

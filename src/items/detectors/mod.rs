@@ -18,8 +18,8 @@ pub mod userauditor;
 
 use crate::error::Result;
 use crate::items::{Changes, Ctx};
-use crate::store::{Id, Item};
 use crate::schema::{ClassDef, ClassKind};
+use crate::store::{Id, Item};
 
 fn is_issue(class: &ClassDef) -> bool {
     class.kind == ClassKind::IssueClass

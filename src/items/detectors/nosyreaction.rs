@@ -1,12 +1,12 @@
 //! The classic `nosyreaction.py`: the `updatenosy` auditor and the `nosyreaction`
 //! reactor that mails new messages to the nosy list.
 
-use crate::mail::{self, OutgoingMail};
 use crate::config::{MessagesToAuthor, NosyAdd};
 use crate::error::Result;
 use crate::items::{self, Changes, Ctx, PropMap};
-use crate::store::{Id, Item, Multilinks, PropValue};
+use crate::mail::{self, OutgoingMail};
 use crate::schema::ClassDef;
+use crate::store::{Id, Item, Multilinks, PropValue};
 use std::collections::BTreeSet;
 
 fn ids(v: Option<&Option<PropValue>>) -> Vec<Id> {
@@ -231,8 +231,7 @@ fn nosymessage(
     };
     set_one(ctx, "recipients", PropValue::Multilink(recipients))?;
     if message_id.is_none() && msg_class.prop("messageid").is_some() {
-        let mid =
-            mail::new_message_id(&class.name, issue.id, ctx.tracker.settings.mail_domain());
+        let mid = mail::new_message_id(&class.name, issue.id, ctx.tracker.settings.mail_domain());
         set_one(ctx, "messageid", PropValue::String(mid.clone()))?;
         message_id = Some(mid);
     }
@@ -268,4 +267,3 @@ fn nosymessage(
     });
     Ok(())
 }
-

@@ -2,8 +2,8 @@
 
 use crate::error::Result;
 use crate::items::{Changes, Ctx};
-use crate::store::{Id, PropValue};
 use crate::schema::ClassDef;
+use crate::store::{Id, PropValue};
 
 fn status_id(ctx: &mut Ctx<'_>, name: &str) -> Result<Option<Id>> {
     let Some(status) = ctx.tracker.schema.class("status") else {

@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::items::{Changes, Ctx};
-use crate::store::{Cond, FilterQuery, Id, Multilinks, PropValue};
 use crate::schema::ClassDef;
+use crate::store::{Cond, FilterQuery, Id, Multilinks, PropValue};
 use regex::Regex;
 use std::sync::LazyLock;
 
