@@ -6,7 +6,6 @@
 mod tracker_common;
 
 use roundup_xmlrpc::security::{split_roles, UserCtx};
-use roundup_xmlrpc::store::Store;
 use tracker_common::{admin, anonymous, classic, TestTracker};
 
 fn may(
