@@ -219,28 +219,30 @@ impl Parser {
     }
 
     fn expr(&mut self, depth: usize) -> Result<CheckExpr, CheckParseError> {
-        let mut parts = vec![self.term(depth)?];
-        while self.is_keyword("or") {
-            self.next();
-            parts.push(self.term(depth)?);
-        }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            CheckExpr::Or(parts)
-        })
+        self.joined(depth, "or", Self::term, CheckExpr::Or)
     }
 
     fn term(&mut self, depth: usize) -> Result<CheckExpr, CheckParseError> {
-        let mut parts = vec![self.factor(depth)?];
-        while self.is_keyword("and") {
+        self.joined(depth, "and", Self::factor, CheckExpr::And)
+    }
+
+    /// `part (keyword part)*`: one part as it is, several joined by `join`.
+    fn joined(
+        &mut self,
+        depth: usize,
+        keyword: &str,
+        part: fn(&mut Self, usize) -> Result<CheckExpr, CheckParseError>,
+        join: fn(Vec<CheckExpr>) -> CheckExpr,
+    ) -> Result<CheckExpr, CheckParseError> {
+        let mut parts = vec![part(self, depth)?];
+        while self.is_keyword(keyword) {
             self.next();
-            parts.push(self.factor(depth)?);
+            parts.push(part(self, depth)?);
         }
         Ok(if parts.len() == 1 {
             parts.remove(0)
         } else {
-            CheckExpr::And(parts)
+            join(parts)
         })
     }
 

@@ -385,7 +385,7 @@ fn parse_prop(
             }
             let quiet = flag("quiet", false)?;
             let required = flag("required", false)?;
-            if is_link {
+            let (kind, span) = if is_link {
                 let Some(to) = t.get("to") else {
                     return Err(cx.err(
                         tv.span(),
@@ -399,33 +399,23 @@ fn parse_prop(
                 } else {
                     PropType::Multilink { class, do_journal }
                 };
-                Ok((
-                    Property {
-                        name,
-                        kind,
-                        quiet,
-                        required,
-                    },
-                    to.span(),
-                ))
+                (kind, to.span())
+            } else if ty == "String" {
+                let indexme = flag("indexme", false)?;
+                (PropType::String { indexme }, pname.span())
             } else {
-                let kind = if ty == "String" {
-                    PropType::String {
-                        indexme: flag("indexme", false)?,
-                    }
-                } else {
-                    simple(&ty).unwrap_or(PropType::String { indexme: false })
-                };
-                Ok((
-                    Property {
-                        name,
-                        kind,
-                        quiet,
-                        required,
-                    },
-                    pname.span(),
-                ))
-            }
+                let kind = simple(&ty).unwrap_or(PropType::String { indexme: false });
+                (kind, pname.span())
+            };
+            Ok((
+                Property {
+                    name,
+                    kind,
+                    quiet,
+                    required,
+                },
+                span,
+            ))
         }
         other => Err(cx.err(
             spec.span(),

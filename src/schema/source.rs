@@ -78,18 +78,29 @@ impl Ctx<'_> {
         self.err(span, message)
     }
 
+    /// `get`'s value of `v`, or the error `<what> must be <want>, not <type>`.
+    fn typed<'v, 'i, T>(
+        &self,
+        v: &'v V<'i>,
+        what: &str,
+        want: &str,
+        get: impl FnOnce(&'v DeValue<'i>) -> Option<T>,
+    ) -> Result<T, SchemaError> {
+        get(v.get_ref()).ok_or_else(|| {
+            let found = article(v.get_ref().type_str());
+            self.err(v.span(), format!("{what} must be {want}, not {found}"))
+        })
+    }
+
     pub(crate) fn table<'v, 'i>(
         &self,
         v: &'v V<'i>,
         what: &str,
     ) -> Result<&'v DeTable<'i>, SchemaError> {
-        match v.get_ref() {
-            DeValue::Table(t) => Ok(t),
-            other => Err(self.err(
-                v.span(),
-                format!("{what} must be a table, not {}", article(other.type_str())),
-            )),
-        }
+        self.typed(v, what, "a table", |d| match d {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        })
     }
 
     pub(crate) fn array<'v, 'i>(
@@ -97,36 +108,24 @@ impl Ctx<'_> {
         v: &'v V<'i>,
         what: &str,
     ) -> Result<&'v DeArray<'i>, SchemaError> {
-        match v.get_ref() {
-            DeValue::Array(a) => Ok(a),
-            other => Err(self.err(
-                v.span(),
-                format!("{what} must be an array, not {}", article(other.type_str())),
-            )),
-        }
+        self.typed(v, what, "an array", |d| match d {
+            DeValue::Array(a) => Some(a),
+            _ => None,
+        })
     }
 
     pub(crate) fn string<'v>(&self, v: &'v V<'_>, what: &str) -> Result<&'v str, SchemaError> {
-        match v.get_ref() {
-            DeValue::String(s) => Ok(s),
-            other => Err(self.err(
-                v.span(),
-                format!("{what} must be a string, not {}", article(other.type_str())),
-            )),
-        }
+        self.typed(v, what, "a string", |d| match d {
+            DeValue::String(s) => Some(s.as_ref()),
+            _ => None,
+        })
     }
 
     pub(crate) fn boolean(&self, v: &V<'_>, what: &str) -> Result<bool, SchemaError> {
-        match v.get_ref() {
-            DeValue::Boolean(b) => Ok(*b),
-            other => Err(self.err(
-                v.span(),
-                format!(
-                    "{what} must be true or false, not {}",
-                    article(other.type_str())
-                ),
-            )),
-        }
+        self.typed(v, what, "true or false", |d| match d {
+            DeValue::Boolean(b) => Some(*b),
+            _ => None,
+        })
     }
 
     /// A string, or an array of strings; each with its span.

@@ -28,27 +28,33 @@ use super::handler::RpcHandler;
 use super::peer::net_contains;
 use super::service::{RpcService, Shared};
 
+/// A complete `503` response with `Retry-After: 1` and `Connection: close`, whose
+/// body `$body` is `$len` bytes long.
+macro_rules! canned_503 {
+    ($len:literal, $body:literal) => {
+        concat!(
+            "HTTP/1.1 503 Service Unavailable\r\n",
+            "Server: roundup-xmlrpc-server\r\n",
+            "Content-Type: text/plain; charset=utf-8\r\n",
+            "Content-Length: ",
+            $len,
+            "\r\nRetry-After: 1\r\n",
+            "Connection: close\r\n",
+            "\r\n",
+            $body
+        )
+        .as_bytes()
+    };
+}
+
 /// The canned answer written (best effort, without reading the request) to a
 /// connection accepted above [`ServerConfig::max_connections`], just before closing it.
-const OVER_CAPACITY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-Server: roundup-xmlrpc-server\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\
-Content-Length: 21\r\n\
-Retry-After: 1\r\n\
-Connection: close\r\n\
-\r\n\
-too many connections\n";
+const OVER_CAPACITY_RESPONSE: &[u8] = canned_503!(21, "too many connections\n");
 
 /// The canned answer to a connection from an address that already has
 /// [`ServerConfig::max_connections_per_address`] connections open.
-const OVER_ADDRESS_CAP_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-Server: roundup-xmlrpc-server\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\
-Content-Length: 39\r\n\
-Retry-After: 1\r\n\
-Connection: close\r\n\
-\r\n\
-too many connections from this address\n";
+const OVER_ADDRESS_CAP_RESPONSE: &[u8] =
+    canned_503!(39, "too many connections from this address\n");
 
 /// Pause after a failed `accept()` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -76,8 +82,7 @@ pub async fn run(
     });
     let connection_slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let address_slots = Arc::new(AddressSlots::new(config.max_connections_per_address));
-    let mut address_rejected_since_warn: u64 = 0;
-    let mut last_address_warn: Option<Instant> = None;
+    let mut over_address_cap = CapWarning::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut builder = http1::Builder::new();
     builder
@@ -88,8 +93,7 @@ pub async fn run(
         .max_header_size(config.max_header_bytes);
     let builder = Arc::new(builder);
     let mut connections = JoinSet::new();
-    let mut rejected_since_warn: u64 = 0;
-    let mut last_cap_warn: Option<Instant> = None;
+    let mut over_cap = CapWarning::default();
 
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "listening");
@@ -114,15 +118,11 @@ pub async fn run(
         let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
             reject_over_capacity(&stream);
             drop(stream);
-            rejected_since_warn += 1;
-            if last_cap_warn.is_none_or(|at| at.elapsed() >= CAP_WARN_INTERVAL) {
+            if let Some(rejected) = over_cap.rejected() {
                 warn!(
                     max_connections = config.max_connections,
-                    rejected = rejected_since_warn,
-                    "connection cap reached; rejecting new connections"
+                    rejected, "connection cap reached; rejecting new connections"
                 );
-                last_cap_warn = Some(Instant::now());
-                rejected_since_warn = 0;
             }
             continue;
         };
@@ -138,16 +138,13 @@ pub async fn run(
                 Err(()) => {
                     let _ = stream.try_write(OVER_ADDRESS_CAP_RESPONSE);
                     drop(stream);
-                    address_rejected_since_warn += 1;
-                    if last_address_warn.is_none_or(|at| at.elapsed() >= CAP_WARN_INTERVAL) {
+                    if let Some(rejected) = over_address_cap.rejected() {
                         warn!(
                             peer = %tcp_peer.ip(),
                             max_connections_per_address = config.max_connections_per_address,
-                            rejected = address_rejected_since_warn,
+                            rejected,
                             "per-address connection cap reached; rejecting its new connections"
                         );
-                        last_address_warn = Some(Instant::now());
-                        address_rejected_since_warn = 0;
                     }
                     continue;
                 }
@@ -195,6 +192,27 @@ pub async fn run(
     }
     info!("server stopped");
     Ok(())
+}
+
+/// Counts connections refused at a cap, for a warning at most every
+/// [`CAP_WARN_INTERVAL`].
+#[derive(Debug, Default)]
+struct CapWarning {
+    rejected: u64,
+    last: Option<Instant>,
+}
+
+impl CapWarning {
+    /// Counts one refusal; `Some(refusals since the last warning)` when it is time to
+    /// warn again.
+    fn rejected(&mut self) -> Option<u64> {
+        self.rejected += 1;
+        if self.last.is_some_and(|at| at.elapsed() < CAP_WARN_INTERVAL) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.rejected))
+    }
 }
 
 /// Writes the canned 503 if the socket accepts it right away; never blocks.
@@ -279,6 +297,16 @@ impl Drop for AddressSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canned_responses_are_well_framed() {
+        for response in [OVER_CAPACITY_RESPONSE, OVER_ADDRESS_CAP_RESPONSE] {
+            let text = std::str::from_utf8(response).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+            assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
+        }
+    }
 
     #[test]
     fn address_slots_cap_each_address() {

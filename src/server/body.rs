@@ -9,10 +9,17 @@ use std::task::Poll;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
-use hyper::header::{ACCEPT_ENCODING, CONTENT_ENCODING};
+use hyper::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
 
 use super::budget::Reservation;
 use super::refusal::RequestError;
+
+/// True when the request says how long its body is: a `Content-Length` or a
+/// `Transfer-Encoding` (hyper accepts only chunked as the last coding, and answers
+/// 400 to the rest before we see them).
+pub(crate) fn has_framing(headers: &hyper::HeaderMap) -> bool {
+    headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING)
+}
 
 /// The coding of a request body, from its `Content-Encoding` header(s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,5 +313,12 @@ mod tests {
         assert_eq!(out.len(), 1 << 20);
         assert!(reservation.bytes() >= 1 << 20);
         assert!(reservation.bytes() <= 2 << 20);
+    }
+
+    #[test]
+    fn framing_is_required() {
+        assert!(!has_framing(&hyper::HeaderMap::new()));
+        assert!(has_framing(&headers("content-length", &["0"])));
+        assert!(has_framing(&headers("transfer-encoding", &["chunked"])));
     }
 }

@@ -36,8 +36,8 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::body::{
-    accepts_gzip, gunzip_limited, gzip_encode, read_body, request_coding, take_arrived,
-    RequestCoding, EARLY_BODY_MAX,
+    accepts_gzip, gunzip_limited, gzip_encode, has_framing, read_body, request_coding,
+    take_arrived, RequestCoding, EARLY_BODY_MAX,
 };
 use super::budget::{ByteBudget, Reservation};
 use super::config::ServerConfig;
@@ -235,13 +235,6 @@ impl hyper::service::Service<Request<Incoming>> for RpcService {
     }
 }
 
-/// True when the request says how long its body is: a `Content-Length` or a
-/// `Transfer-Encoding` (hyper accepts only chunked as the last coding, and answers
-/// 400 to the rest before we see them).
-fn has_framing(headers: &hyper::HeaderMap) -> bool {
-    headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING)
-}
-
 impl ServiceInner {
     fn config(&self) -> &ServerConfig {
         &self.shared.config
@@ -292,24 +285,22 @@ impl ServiceInner {
         }
         // Answered calls are logged once, by the application, with the user and
         // method; this line covers everything the HTTP layer decided itself.
+        macro_rules! request_line {
+            ($level:ident) => {
+                $level!(
+                    %peer,
+                    method = %field(parts.method.as_str()),
+                    path = %field(&path),
+                    status = response.status().as_u16(),
+                    duration = ?start.elapsed(),
+                    "request"
+                )
+            };
+        }
         if response.status().is_success() && parts.method == Method::POST {
-            debug!(
-                %peer,
-                method = %field(parts.method.as_str()),
-                path = %field(&path),
-                status = response.status().as_u16(),
-                duration = ?start.elapsed(),
-                "request"
-            );
+            request_line!(debug);
         } else {
-            info!(
-                %peer,
-                method = %field(parts.method.as_str()),
-                path = %field(&path),
-                status = response.status().as_u16(),
-                duration = ?start.elapsed(),
-                "request"
-            );
+            request_line!(info);
         }
         response
     }
@@ -489,25 +480,5 @@ fn joined<T>(result: Result<T, tokio::task::JoinError>) -> Result<T, RequestErro
             err.into_panic().as_ref(),
         ))),
         Err(err) => Err(RequestError::HandlerFailed(err)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(name: &'static str, values: &[&'static str]) -> hyper::HeaderMap {
-        let mut map = hyper::HeaderMap::new();
-        for v in values {
-            map.append(name, HeaderValue::from_static(v));
-        }
-        map
-    }
-
-    #[test]
-    fn framing_is_required() {
-        assert!(!has_framing(&hyper::HeaderMap::new()));
-        assert!(has_framing(&headers("content-length", &["0"])));
-        assert!(has_framing(&headers("transfer-encoding", &["chunked"])));
     }
 }

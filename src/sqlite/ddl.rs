@@ -107,12 +107,7 @@ fn create_class(conn: &Connection, class: &ClassDef) -> Result<()> {
     if let Some(key) = &class.key {
         create_key_indexes(conn, cn, key)?;
     }
-    conn.execute_batch(&format!(
-        "create table {cn}__journal (
-            nodeid integer, date VARCHAR(30), tag varchar(255),
-            action varchar(255), params text);
-         create index {cn}_journ_idx on {cn}__journal(nodeid);"
-    ))?;
+    create_journal_table(conn, cn)?;
     for p in class.properties.iter().filter(|p| p.kind.is_multilink()) {
         create_multilink_table(conn, cn, &p.name)?;
     }
@@ -169,12 +164,7 @@ fn update_class(conn: &Connection, class: &ClassDef) -> Result<()> {
         }
     }
     if !table_exists(conn, &format!("{cn}__journal"))? {
-        conn.execute_batch(&format!(
-            "create table {cn}__journal (
-                nodeid integer, date VARCHAR(30), tag varchar(255),
-                action varchar(255), params text);
-             create index {cn}_journ_idx on {cn}__journal(nodeid);"
-        ))?;
+        create_journal_table(conn, cn)?;
     }
     let has_ids: i64 =
         conn.query_row("select count(*) from ids where name=?1", [cn], |r| r.get(0))?;
@@ -216,6 +206,17 @@ pub fn class_spec_repr(class: &ClassDef) -> String {
 
 /// Makes the database match `schema`: creates base tables on a new database,
 /// checks the stored version, creates or extends class tables, and rewrites the
+/// Roundup's journal table of class `cn` and its index.
+fn create_journal_table(conn: &Connection, cn: &str) -> Result<()> {
+    conn.execute_batch(&format!(
+        "create table {cn}__journal (
+            nodeid integer, date VARCHAR(30), tag varchar(255),
+            action varchar(255), params text);
+         create index {cn}_journ_idx on {cn}__journal(nodeid);"
+    ))?;
+    Ok(())
+}
+
 /// `schema` row. Runs in its own transaction.
 pub fn sync_schema(conn: &mut Connection, schema: &Schema, options: &super::Options) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

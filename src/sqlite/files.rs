@@ -125,14 +125,9 @@ fn parse_staged(dir: &Path, name: &str) -> Option<Leftover> {
 
 /// Staged files in `dir` (for the final name `only`, if given), by token.
 pub fn leftovers_in(dir: &Path, only: Option<&str>) -> Result<Vec<Leftover>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let name = entry?.file_name();
+    for entry in entries_of(dir)? {
+        let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if !name.contains(MARK) {
             continue;
@@ -194,15 +189,18 @@ pub fn restore_old_protocol(db_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The entries of `dir`; none when it does not exist.
+fn entries_of(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.collect::<std::io::Result<_>>()?),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry?;
+    for entry in entries_of(dir)? {
         if entry.file_type()?.is_dir() {
             out.push(entry.path());
         }

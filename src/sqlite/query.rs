@@ -56,11 +56,7 @@ impl Builder<'_> {
                         format!("{a}._{prop} LIKE ? ESCAPE '\\'")
                     })
                     .collect();
-                if parts.is_empty() {
-                    "1".into()
-                } else {
-                    format!("({})", parts.join(" and "))
-                }
+                all_of(&parts)
             }
             Cond::IdIn(ids) => {
                 if ids.is_empty() {
@@ -78,11 +74,7 @@ impl Builder<'_> {
                     let m = self.marks(ids.iter().map(|i| SqlValue::Integer(*i)));
                     parts.push(format!("{a}._{prop} in ({m})"));
                 }
-                if parts.is_empty() {
-                    "0".into()
-                } else {
-                    format!("({})", parts.join(" or "))
-                }
+                any_of(&parts, "0")
             }
             Cond::MultilinkIn { prop, ids, empty } => {
                 let mut parts = Vec::new();
@@ -95,11 +87,7 @@ impl Builder<'_> {
                 if *empty {
                     parts.push(format!("{a}.id not in (select nodeid from {cn}_{prop})"));
                 }
-                if parts.is_empty() {
-                    "0".into()
-                } else {
-                    format!("({})", parts.join(" or "))
-                }
+                any_of(&parts, "0")
             }
             Cond::Expr {
                 prop,
@@ -121,19 +109,11 @@ impl Builder<'_> {
                                 self.params.push(SqlValue::Text(t.clone()));
                                 w.push(format!("{a}._{prop} <= ?"));
                             }
-                            if w.is_empty() {
-                                parts.push("1".into());
-                            } else {
-                                parts.push(format!("({})", w.join(" and ")));
-                            }
+                            parts.push(all_of(&w));
                         }
                     }
                 }
-                if parts.is_empty() {
-                    "1".into()
-                } else {
-                    format!("({})", parts.join(" or "))
-                }
+                any_of(&parts, "1")
             }
             Cond::IntervalRange { prop, from, to } => {
                 let mut w = Vec::new();
@@ -145,11 +125,7 @@ impl Builder<'_> {
                     self.params.push(SqlValue::Integer(*t));
                     w.push(format!("{a}.__{prop}_int__ <= ?"));
                 }
-                if w.is_empty() {
-                    "1".into()
-                } else {
-                    format!("({})", w.join(" and "))
-                }
+                all_of(&w)
             }
             Cond::IntervalIn { prop, secs } => {
                 if secs.is_empty() {
@@ -497,4 +473,22 @@ fn sort_in_memory(
     });
     *ids = rows.into_iter().map(|(_, id)| id).collect();
     Ok(())
+}
+
+/// SQL that holds when any of `parts` holds; `none` when there are none.
+fn any_of(parts: &[String], none: &str) -> String {
+    if parts.is_empty() {
+        none.into()
+    } else {
+        format!("({})", parts.join(" or "))
+    }
+}
+
+/// SQL that holds when all of `parts` hold (always, when there are none).
+fn all_of(parts: &[String]) -> String {
+    if parts.is_empty() {
+        "1".into()
+    } else {
+        format!("({})", parts.join(" and "))
+    }
 }
