@@ -155,7 +155,10 @@ fn permissions_decide_what_a_user_may_do() {
     let joe = t.user("joe", "User");
     let me = format!("user{}", joe.id);
     // Own record: viewable and (partly) editable.
-    assert_eq!(t.call(&joe, "display", &[&me, "address"]).is_ok(), true);
+    assert_eq!(
+        t.call(&joe, "display", &[&me, "address"]),
+        Ok(record(&[("address", s("joe@example.com"))]))
+    );
     assert_eq!(
         t.call(&joe, "set", &[&me, "realname=Joe"]),
         Ok(record(&[("realname", s("Joe"))]))

@@ -74,7 +74,7 @@ pub(crate) fn parse_roles(cx: &Ctx<'_>, v: Option<&V<'_>>) -> Result<Vec<Role>, 
 
 /// The ten global permissions Roundup's core (`security.py`, `cgi/client.py`,
 /// `mailgw.py`) creates and gives to the Admin role before the schema runs, in
-/// Roundup's order. `parse_schema` puts them first in [`Schema::grants`].
+/// Roundup's order. `parse_schema` puts them first in [`super::Schema::grants`].
 pub fn implicit_grants() -> Vec<Grant> {
     let mut out = Vec::new();
     for p in ["Create", "Edit", "Restore", "Retire", "View"] {

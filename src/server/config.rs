@@ -49,7 +49,7 @@ pub struct ServerConfig {
     /// requests wait (within their deadline) for a slot.
     pub max_blocking_handlers: usize,
     /// After the shutdown future resolves, how long in-flight requests get to finish
-    /// before the remaining connections are dropped and [`run`] returns.
+    /// before the remaining connections are dropped and [`super::run`] returns.
     pub shutdown_grace: Duration,
     /// Maximum number of request header fields (431 above it).
     pub max_headers: usize,

@@ -1,10 +1,10 @@
 //! One connection's phases and their timeouts, and the lingering close.
 //!
-//! Timeouts are enforced by a small I/O wrapper ([`DeadlineIo`]) rather than hyper's
+//! Timeouts are enforced by a small I/O wrapper (`DeadlineIo`) rather than hyper's
 //! own `header_read_timeout`: hyper starts that timer as soon as a keep-alive
 //! connection goes idle, so it cannot express "10 s to send the headers, but 60 s of
 //! idle keep-alive". The wrapper knows which phase the connection is in (waiting for a
-//! request, receiving a request head, busy with a request: [`ConnActivity`], which the
+//! request, receiving a request head, busy with a request: `ConnActivity`, which the
 //! service updates) and fails the read or write that is pending when the phase's
 //! deadline passes, which makes hyper close the connection.
 

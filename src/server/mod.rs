@@ -12,7 +12,7 @@
 //! * [`refusal`]: every HTTP refusal and its response (the one mapping).
 //! * [`peer`]: trusted proxies and the client address of a request; the CIDR type.
 //! * [`handler`]: the [`RpcHandler`] trait the application implements.
-//! * [`config`]: [`ServerConfig`].
+//! * [`config`]: the [`ServerConfig`] of the front end.
 //! * [`systemd`]: socket activation and readiness notification.
 
 pub mod accept;

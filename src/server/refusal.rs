@@ -30,19 +30,19 @@ pub enum RequestError {
     #[error("POST without Content-Length")]
     LengthRequired,
     /// The body does not fit in what is left of the global body budget
-    /// ([`ServerConfig::max_body_bytes_in_flight`]) (503).
+    /// ([`super::ServerConfig::max_body_bytes_in_flight`]) (503).
     #[error("body budget exhausted")]
     Busy,
     /// `Content-Encoding` other than `gzip`/`x-gzip`/`identity`, or stacked codings (415).
     #[error("unsupported Content-Encoding")]
     UnsupportedEncoding,
-    /// The body (as declared or as sent) exceeds [`ServerConfig::max_body_bytes`] (413).
+    /// The body (as declared or as sent) exceeds [`super::ServerConfig::max_body_bytes`] (413).
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge {
         /// The configured limit.
         limit: usize,
     },
-    /// The gunzipped body exceeds [`ServerConfig::max_decoded_body_bytes`] (413).
+    /// The gunzipped body exceeds [`super::ServerConfig::max_decoded_body_bytes`] (413).
     #[error("decoded request body larger than {limit} bytes")]
     DecodedTooLarge {
         /// The configured limit.
@@ -51,13 +51,13 @@ pub enum RequestError {
     /// The gzip body does not decompress (400).
     #[error("corrupt gzip request body: {0}")]
     CorruptGzip(#[source] io::Error),
-    /// The body did not arrive within [`ServerConfig::body_read_timeout`] (408).
+    /// The body did not arrive within [`super::ServerConfig::body_read_timeout`] (408).
     #[error("timed out reading the request body")]
     BodyTimeout,
     /// The body could not be read (client went away, framing error) (400).
     #[error("reading the request body failed: {0}")]
     BodyRead(#[source] hyper::Error),
-    /// No handler slot within [`ServerConfig::request_deadline`], or the call passed
+    /// No handler slot within [`super::ServerConfig::request_deadline`], or the call passed
     /// it before committing anything (503).
     #[error("request deadline exceeded")]
     Deadline,
