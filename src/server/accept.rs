@@ -26,35 +26,8 @@ use super::config::ServerConfig;
 use super::conn::{ConnActivity, DeadlineIo};
 use super::handler::RpcHandler;
 use super::peer::net_contains;
+use super::refusal::{OVER_ADDRESS_CAP_RESPONSE, OVER_CAPACITY_RESPONSE};
 use super::service::{RpcService, Shared};
-
-/// A complete `503` response with `Retry-After: 1` and `Connection: close`, whose
-/// body `$body` is `$len` bytes long.
-macro_rules! canned_503 {
-    ($len:literal, $body:literal) => {
-        concat!(
-            "HTTP/1.1 503 Service Unavailable\r\n",
-            "Server: roundup-xmlrpc-server\r\n",
-            "Content-Type: text/plain; charset=utf-8\r\n",
-            "Content-Length: ",
-            $len,
-            "\r\nRetry-After: 1\r\n",
-            "Connection: close\r\n",
-            "\r\n",
-            $body
-        )
-        .as_bytes()
-    };
-}
-
-/// The canned answer written (best effort, without reading the request) to a
-/// connection accepted above [`ServerConfig::max_connections`], just before closing it.
-const OVER_CAPACITY_RESPONSE: &[u8] = canned_503!(21, "too many connections\n");
-
-/// The canned answer to a connection from an address that already has
-/// [`ServerConfig::max_connections_per_address`] connections open.
-const OVER_ADDRESS_CAP_RESPONSE: &[u8] =
-    canned_503!(39, "too many connections from this address\n");
 
 /// Pause after a failed `accept()` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -297,16 +270,6 @@ impl Drop for AddressSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn canned_responses_are_well_framed() {
-        for response in [OVER_CAPACITY_RESPONSE, OVER_ADDRESS_CAP_RESPONSE] {
-            let text = std::str::from_utf8(response).unwrap();
-            let (head, body) = text.split_once("\r\n\r\n").unwrap();
-            assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
-            assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
-        }
-    }
 
     #[test]
     fn address_slots_cap_each_address() {

@@ -125,6 +125,35 @@ pub(crate) fn text_response(
     response
 }
 
+/// A complete `503` response with `Retry-After: 1` and `Connection: close`, whose
+/// body `$body` is `$len` bytes long.
+macro_rules! canned_503 {
+    ($len:literal, $body:literal) => {
+        concat!(
+            "HTTP/1.1 503 Service Unavailable\r\n",
+            "Server: roundup-xmlrpc-server\r\n",
+            "Content-Type: text/plain; charset=utf-8\r\n",
+            "Content-Length: ",
+            $len,
+            "\r\nRetry-After: 1\r\n",
+            "Connection: close\r\n",
+            "\r\n",
+            $body
+        )
+        .as_bytes()
+    };
+}
+
+/// The canned answer the accept loop writes (best effort, without reading the
+/// request, before hyper sees the connection) to a
+/// connection accepted above [`super::ServerConfig::max_connections`], just before closing it.
+pub(crate) const OVER_CAPACITY_RESPONSE: &[u8] = canned_503!(21, "too many connections\n");
+
+/// The canned answer to a connection from an address that already has
+/// [`super::ServerConfig::max_connections_per_address`] connections open.
+pub(crate) const OVER_ADDRESS_CAP_RESPONSE: &[u8] =
+    canned_503!(39, "too many connections from this address\n");
+
 /// The content type of the plain-text refusals.
 pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
@@ -309,4 +338,19 @@ fn invalid_user_page(path: &str) -> String {
     format!(
         "<!DOCTYPE HTML>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"utf-8\">\n        <title>Error response</title>\n    </head>\n    <body>\n        <h1>Error response</h1>\n        <p>Error code: 403</p>\n        <p>Message: {esc} (Invalid user).</p>\n        <p>Error code explanation: 403 - Request forbidden -- authorization will not help.</p>\n    </body>\n</html>\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canned_responses_are_well_framed() {
+        for response in [OVER_CAPACITY_RESPONSE, OVER_ADDRESS_CAP_RESPONSE] {
+            let text = std::str::from_utf8(response).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+            assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
+        }
+    }
 }
