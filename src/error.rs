@@ -10,7 +10,7 @@ use crate::store::StoreError;
 use crate::xmlrpc::{DecodeError, Fault};
 
 /// An error of a Roundup API call, named after the Python exception Roundup raises.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum Error {
     /// `KeyError(msg)`: unknown class or property, reserved names, lookup misses.
     #[error("KeyError: {0}")]
@@ -69,6 +69,22 @@ pub enum Error {
     /// The server is over a limit (busy, deadline).
     #[error("server error: {0}")]
     Internal(String),
+    /// An exception a Python detector raised (or a failure of the detector worker,
+    /// as `roundup.roundupdb.DetectorError`): the fault is `<class>:<message>`, as
+    /// Roundup's.
+    #[error("{class}: {message}")]
+    Python {
+        /// The exception's class as Python prints it, e.g. `<class 'KeyError'>`.
+        class: String,
+        /// `str()` of the exception.
+        message: String,
+        /// True for `TypeError`, `IndexError`, `ValueError` and their subclasses,
+        /// which `create`/`set` report as `UsageError`.
+        usage: bool,
+        /// The worker's token for the exception object (it is re-raised as itself
+        /// if it travels back into Python through a nested call).
+        token: Option<u64>,
+    },
 }
 
 impl From<StoreError> for Error {
@@ -117,6 +133,11 @@ impl Error {
             | Error::IndexError(m)
             | Error::ValueError(m)
             | Error::DesignatorError(m) => Error::UsageError(m),
+            Error::Python {
+                message,
+                usage: true,
+                ..
+            } => Error::UsageError(message),
             e => e,
         }
     }
@@ -151,6 +172,7 @@ impl Error {
                 "the tracker database is read-only: nothing was changed",
             ),
             Error::Internal(m) => Fault::new(codes::INTERNAL_ERROR, m.clone()),
+            Error::Python { class, message, .. } => Fault::new(1, format!("{class}:{message}")),
         }
     }
 }

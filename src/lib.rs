@@ -59,6 +59,7 @@ pub mod hyperdb;
 pub mod items;
 pub mod log;
 pub mod mail;
+pub mod pyworker;
 pub mod schema;
 pub mod security;
 pub mod server;

@@ -54,6 +54,9 @@ pub struct Tracker {
     pub store: Box<dyn Store>,
     /// The mail outbox (`db/outbox/`) and its delivery thread.
     pub outbox: crate::mail::Outbox,
+    /// The worker running the tracker's own Python detectors, when schema.toml
+    /// lists any (`[detectors] python`).
+    pub python: Option<Arc<crate::pyworker::Runtime>>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -101,6 +104,7 @@ impl Tracker {
             settings,
             store: Box::new(store),
             outbox: crate::mail::Outbox::new(&db_dir),
+            python: None,
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod display;
 pub mod filter;
 pub mod list;
 pub mod lookup;
+pub mod pydb;
 pub mod run;
 pub mod schema;
 pub mod set;

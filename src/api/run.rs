@@ -139,6 +139,8 @@ impl<'a> Caller<'a> {
         };
         let (result, outbox, burned) = {
             let mut ctx = Ctx::new(&mut *tx, tracker, self.user);
+            ctx.python.deadline = self.deadline.map(Deadline::at);
+            ctx.python.service = Some(super::pydb::serve);
             let r = f(&mut ctx);
             (r, ctx.outbox, ctx.burned_ids)
         };

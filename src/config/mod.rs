@@ -256,6 +256,12 @@ pub struct XmlrpcServerConfig {
     pub max_body_bytes_in_flight: Option<usize>,
     /// `request_deadline_sec`: time a call may take once its body is in.
     pub request_deadline_sec: Option<u64>,
+    /// `python`: the interpreter that runs the tracker's Python detectors (default:
+    /// the `ROUNDUP_PYTHON` environment variable, else `python3`).
+    pub python: Option<String>,
+    /// `detector_timeout_sec`: time the Python detectors of one call may take in
+    /// all (default 30; the call's deadline applies too).
+    pub detector_timeout_sec: u64,
 }
 
 /// A tracker's settings: its config.ini, typed, with Roundup's defaults for
@@ -524,7 +530,7 @@ pub fn parse_config(
 }
 
 /// The options of `[xmlrpc_server]` (an unknown one there is an error: it is ours).
-pub const SERVER_OPTIONS: [&str; 10] = [
+pub const SERVER_OPTIONS: [&str; 12] = [
     "password_default_scheme",
     "bcrypt_cost",
     "bind",
@@ -535,6 +541,8 @@ pub const SERVER_OPTIONS: [&str; 10] = [
     "max_connections_per_address",
     "max_body_bytes_in_flight",
     "request_deadline_sec",
+    "python",
+    "detector_timeout_sec",
 ];
 
 fn parse_server(r: &RawIni) -> Result<XmlrpcServerConfig, ConfigError> {
@@ -606,6 +614,8 @@ fn parse_server(r: &RawIni) -> Result<XmlrpcServerConfig, ConfigError> {
         max_connections_per_address: r.opt_number(s, "max_connections_per_address", 0)?,
         max_body_bytes_in_flight: r.opt_number(s, "max_body_bytes_in_flight", 1)?,
         request_deadline_sec: r.opt_number(s, "request_deadline_sec", 1)?,
+        python: r.opt_string(s, "python")?.filter(|p| !p.is_empty()),
+        detector_timeout_sec: r.number(s, "detector_timeout_sec", 30, 1, Some(86_400))?,
     })
 }
 

@@ -30,6 +30,9 @@ pub struct Ctx<'a> {
     /// but like Roundup the ids stay used (clients that replay a session rely on
     /// the ids Roundup hands out), so the caller records them afterwards.
     pub burned_ids: Vec<(String, Id)>,
+    /// The call's Python detector state (the worker while they run; see
+    /// [`detectors::python`]).
+    pub python: detectors::python::CallState<'a>,
 }
 
 impl<'a> Ctx<'a> {
@@ -43,6 +46,7 @@ impl<'a> Ctx<'a> {
             now: Date::now(),
             outbox: Vec::new(),
             burned_ids: Vec::new(),
+            python: Default::default(),
         }
     }
 

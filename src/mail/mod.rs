@@ -28,6 +28,12 @@ pub struct OutgoingMail {
     pub message_id: String,
     /// The plain-text body.
     pub body: String,
+    /// A complete message composed elsewhere (by Roundup's own mail code, run by a
+    /// Python detector): sent exactly as it is, with `from` as the envelope
+    /// sender and `to` as the envelope recipients; the fields above are then
+    /// informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
 }
 
 /// A new unique Message-Id for a message about `<classname><id>`, in Roundup's
@@ -72,8 +78,36 @@ pub fn from_header(author: &str, settings: &Settings) -> String {
 }
 
 impl OutgoingMail {
+    /// A message Roundup's mail code composed (`Mailer.smtp_send(to, message,
+    /// sender)` in a Python detector), to send as it is.
+    pub fn raw(sender: &str, to: Vec<String>, message: String) -> OutgoingMail {
+        let header = |name: &str| {
+            message
+                .split("\n\n")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        OutgoingMail {
+            to,
+            from: sender.to_string(),
+            subject: header("subject"),
+            message_id: header("message-id"),
+            body: String::new(),
+            raw: Some(message),
+        }
+    }
+
     /// The message as RFC 5322 text.
     pub fn render(&self) -> String {
+        if let Some(raw) = &self.raw {
+            return raw.clone();
+        }
         format!(
             "From: {}\nTo: {}\nSubject: {}\nMessage-Id: {}\nContent-Type: text/plain; charset=\"utf-8\"\nX-Roundup-Name: roundup-xmlrpc-server\n\n{}",
             self.from,
@@ -134,11 +168,23 @@ pub fn from_queue_file(text: &str) -> Result<OutgoingMail, MailError> {
 /// `[mail] host`.
 pub fn deliver_one(m: &OutgoingMail, settings: &Settings) -> Result<(), MailError> {
     if let Some(path) = &settings.mail.debug {
+        let text = match &m.raw {
+            // Roundup's Mailer.smtp_send writes its messages so (the date format,
+            // month number included, is Roundup's).
+            Some(raw) => format!(
+                "From {} {}\nFROM: {}\nTO: {}\n{raw}\n\n",
+                m.from,
+                chrono::Utc::now().format("%a %b %m %H:%M:%S %Y"),
+                m.from,
+                m.to.join(", ")
+            ),
+            None => format!("{}\n", m.render()),
+        };
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .and_then(|mut f| writeln!(f, "{}", m.render()))
+            .and_then(|mut f| f.write_all(text.as_bytes()))
             .map_err(|e| MailError::File(format!("{}: {e}", path.display())))
     } else if let Some(host) = &settings.mail.host {
         send_smtp(m, host, settings)
@@ -176,9 +222,22 @@ impl MailError {
 /// `[mail] username` is set).
 fn send_smtp(m: &OutgoingMail, host: &str, settings: &Settings) -> Result<(), MailError> {
     use lettre::message::header::ContentType;
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::{Message, SmtpTransport, Transport};
+    use lettre::{Message, Transport};
     let bad = |e: &dyn std::fmt::Display| MailError::Message(e.to_string());
+    if let Some(raw) = &m.raw {
+        let mut to = Vec::with_capacity(m.to.len());
+        for t in &m.to {
+            to.push(t.parse().map_err(|e| bad(&e))?);
+        }
+        let from = if m.from.is_empty() {
+            None
+        } else {
+            Some(m.from.parse().map_err(|e| bad(&e))?)
+        };
+        let envelope = lettre::address::Envelope::new(from, to).map_err(|e| bad(&e))?;
+        smtp_transport(host, settings)?.send_raw(&envelope, raw.as_bytes())?;
+        return Ok(());
+    }
     let mut builder = Message::builder()
         .from(m.from.parse().map_err(|e| bad(&e))?)
         .subject(m.subject.clone())
@@ -190,6 +249,18 @@ fn send_smtp(m: &OutgoingMail, host: &str, settings: &Settings) -> Result<(), Ma
         builder = builder.to(to.parse().map_err(|e| bad(&e))?);
     }
     let message = builder.body(m.body.clone()).map_err(|e| bad(&e))?;
+    smtp_transport(host, settings)?.send(&message)?;
+    Ok(())
+}
+
+/// The SMTP transport of `[mail]` (STARTTLS when `[mail] tls`, AUTH when
+/// `[mail] username` is set).
+fn smtp_transport(
+    host: &str,
+    settings: &Settings,
+) -> Result<lettre::SmtpTransport, MailError> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::SmtpTransport;
     let mut transport = if settings.mail.tls {
         SmtpTransport::starttls_relay(host)?
     } else {
@@ -203,8 +274,7 @@ fn send_smtp(m: &OutgoingMail, host: &str, settings: &Settings) -> Result<(), Ma
             settings.mail.password.clone().unwrap_or_default(),
         ));
     }
-    transport.build().send(&message)?;
-    Ok(())
+    Ok(transport.build())
 }
 
 #[cfg(test)]
@@ -219,6 +289,7 @@ mod tests {
             subject: "[issue1] \u{e9}\u{4e2d} \"quoted\" '\\' \r\n\t".into(),
             message_id: "<1.2@example.com>".into(),
             body: "line 1\n\u{0}\u{7f} \"\"\" ''' end\n".into(),
+            raw: None,
         };
         let text = toml::to_string(&m).expect("serialise");
         assert_eq!(from_queue_file(&text).expect("read back"), m);

@@ -16,7 +16,7 @@ use crate::hyperdb::date::Date;
 use crate::schema::{ClassDef, PropType, Schema};
 use crate::store::FilterQuery;
 use crate::store::{
-    Id, Item, JournalEntry, Multilinks, PropValue, Result, Store, StoreError, Tx, Values,
+    Id, Item, JournalEntry, JournalRow, Multilinks, PropValue, Result, Store, StoreError, Tx, Values,
     OUTBOX_DIR,
 };
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
@@ -629,6 +629,58 @@ impl Tx for SqliteTx<'_> {
             }
         }
         files::read(&self.store.files, &class.name, id)
+    }
+
+    fn all_ids(&mut self, class: &ClassDef) -> Result<Vec<(Id, bool)>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "select id, __retired__ from _{} order by id",
+            class.name
+        ))?;
+        let ids = stmt
+            .query_map([], |r| {
+                let retired: Option<i64> = r.get(1)?;
+                Ok((r.get(0)?, retired.unwrap_or(0) != 0))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    fn journal_rows(&mut self, class: &ClassDef, id: Id) -> Result<Vec<JournalRow>> {
+        let sql = format!(
+            "select nodeid, date, tag, action, params from {}__journal where nodeid=?1 \
+             order by date",
+            class.name
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let text = |i: usize| -> rusqlite::Result<String> {
+                Ok(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                        String::from_utf8_lossy(t).into_owned()
+                    }
+                    rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                    rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                    rusqlite::types::ValueRef::Null => String::new(),
+                })
+            };
+            let date = text(1)?;
+            let date = Date::from_serialised(&date).ok_or_else(|| {
+                StoreError::Incompatible(format!(
+                    "{}__journal: unreadable date {date:?}",
+                    class.name
+                ))
+            })?;
+            out.push(JournalRow {
+                nodeid: r.get(0)?,
+                date,
+                tag: text(2)?,
+                action: text(3)?,
+                params: text(4)?,
+            });
+        }
+        Ok(out)
     }
 
     fn new_id(&mut self, class: &ClassDef) -> Result<Id> {

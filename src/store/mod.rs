@@ -100,6 +100,22 @@ pub struct JournalEntry {
     pub params: String,
 }
 
+/// A journal entry as stored, for reading (Roundup's `getjournal` unmarshals
+/// `params` itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalRow {
+    /// The item the entry is about.
+    pub nodeid: Id,
+    /// When.
+    pub date: Date,
+    /// The acting user's id, as stored (text).
+    pub tag: String,
+    /// `create`, `set`, `link`, `unlink`, `retired`, `restored`.
+    pub action: String,
+    /// The params as stored (Python repr text).
+    pub params: String,
+}
+
 /// Storage failures. Constraint-like conditions the item layer must report to
 /// clients are checked before writing, so anything here is a server-side problem
 /// (or a read-only/full disk), reported as a fault without details of SQL.
@@ -175,6 +191,22 @@ pub trait Tx {
     fn filter(&mut self, class: &ClassDef, query: &FilterQuery) -> Result<Vec<Id>>;
     /// The content of a FileClass item, `None` if it has no content file.
     fn content(&mut self, class: &ClassDef, id: Id) -> Result<Option<Vec<u8>>>;
+    /// Every item's id, retired ones too, ascending, with its retired flag (for
+    /// Python detectors' `getnodeids()`). Backends without it refuse.
+    fn all_ids(&mut self, class: &ClassDef) -> Result<Vec<(Id, bool)>> {
+        let _ = class;
+        Err(StoreError::Incompatible(
+            "listing retired items is not supported by this backend".into(),
+        ))
+    }
+    /// The journal of an item, in date order (for Python detectors' `history()` and
+    /// `db.getjournal()`). Backends without it refuse.
+    fn journal_rows(&mut self, class: &ClassDef, id: Id) -> Result<Vec<JournalRow>> {
+        let _ = (class, id);
+        Err(StoreError::Incompatible(
+            "reading the journal is not supported by this backend".into(),
+        ))
+    }
 
     /// Allocates the next id of `class` (inside this transaction).
     fn new_id(&mut self, class: &ClassDef) -> Result<Id>;

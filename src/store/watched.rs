@@ -5,7 +5,7 @@ use crate::hyperdb::date::Date;
 use crate::schema::ClassDef;
 
 use super::{
-    FilterQuery, Id, Interrupter, Item, JournalEntry, Multilinks, PropValue, Result, StoreError,
+    FilterQuery, Id, Interrupter, Item, JournalEntry, JournalRow, Multilinks, PropValue, Result, StoreError,
     Tx, Values,
 };
 
@@ -146,6 +146,14 @@ impl Tx for WatchedTx<'_> {
 
     fn put_file_on_commit(&mut self, area: &str, name: &str, content: &[u8]) -> Result<()> {
         self.run(|tx| tx.put_file_on_commit(area, name, content))
+    }
+
+    fn all_ids(&mut self, class: &ClassDef) -> Result<Vec<(Id, bool)>> {
+        self.run(|tx| tx.all_ids(class))
+    }
+
+    fn journal_rows(&mut self, class: &ClassDef, id: Id) -> Result<Vec<JournalRow>> {
+        self.run(|tx| tx.journal_rows(class, id))
     }
 
     fn journal(&mut self, class: &ClassDef, entry: &JournalEntry) -> Result<()> {

@@ -13,6 +13,7 @@
 
 pub mod messagesummary;
 pub mod nosyreaction;
+pub mod python;
 pub mod statusauditor;
 pub mod userauditor;
 

@@ -264,6 +264,7 @@ fn nosymessage(
             settings.tracker.name,
             settings.tracker.web.as_deref().unwrap_or_default()
         ),
+        raw: None,
     });
     Ok(())
 }
