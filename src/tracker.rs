@@ -6,8 +6,9 @@ use crate::schema::{load_schema, Schema};
 use crate::security::Security;
 use crate::sqlite::{Options, SqliteStore};
 use crate::store::{Store, StoreError};
+use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Why a tracker could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,10 @@ pub struct Tracker {
     pub store: Box<dyn Store>,
     /// The mail outbox (`db/outbox/`) and its delivery thread.
     pub outbox: crate::mail::Outbox,
+    /// The detector registry. The item layer (a floor above this one) owns its
+    /// type and fills it: use `items::detectors::Registry::of` to read it and
+    /// `Registry::install` to attach one before the tracker serves.
+    pub detectors: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -101,6 +106,7 @@ impl Tracker {
             settings,
             store: Box::new(store),
             outbox: crate::mail::Outbox::new(&db_dir),
+            detectors: OnceLock::new(),
         })
     }
 }
@@ -116,6 +122,14 @@ impl Tracker {
         }
         let settings = load_config(dir).map_err(|e| OpenError::Config(e.to_string()))?;
         let schema = load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;
+        if let Some(first) = schema.detectors.python.first() {
+            return Err(OpenError::Schema(format!(
+                "{}: [detectors] python lists {} Python detector file(s) ({first}, ...), \
+                 but this build cannot run Python detectors",
+                schema_path.display(),
+                schema.detectors.python.len()
+            )));
+        }
         Tracker::from_parts(name, dir, schema, settings, false)
     }
 }

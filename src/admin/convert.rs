@@ -195,6 +195,7 @@ fn convert_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::BuiltinDetector;
 
     #[test]
     fn refuses_non_roundup_directory() {
@@ -268,7 +269,10 @@ mod tests {
         assert!(report.contains("converted 1 classes"), "{report}");
         let schema = crate::schema::load_schema(&dir.join("schema.toml")).unwrap();
         assert_eq!(schema.classes.len(), 1);
-        assert!(schema.detectors.userauditor && !schema.detectors.nosyreaction);
+        assert!(
+            schema.detectors.enabled(BuiltinDetector::UserAuditor)
+                && !schema.detectors.enabled(BuiltinDetector::NosyReaction)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -294,7 +298,7 @@ mod tests {
         let schema = crate::schema::load_schema(&dir.join("schema.toml")).unwrap();
         assert!(schema.class("bug").is_some());
         assert!(
-            !schema.detectors.nosyreaction,
+            !schema.detectors.enabled(BuiltinDetector::NosyReaction),
             "nosyreaction runs on bug, not issue"
         );
         std::fs::remove_dir_all(&dir).unwrap();
