@@ -51,6 +51,7 @@ impl From<OpenError> for Fatal {
             OpenError::Database { .. } | OpenError::NoDatabase(_) | OpenError::ReadOnly(_) => {
                 exit::DATABASE
             }
+            OpenError::Python(_) => exit::FAILURE,
         };
         Fatal::new(code, e.to_string())
     }

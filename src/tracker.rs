@@ -6,8 +6,9 @@ use crate::schema::{load_schema, Schema};
 use crate::security::Security;
 use crate::sqlite::{Options, SqliteStore};
 use crate::store::{Store, StoreError};
+use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Why a tracker could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,10 @@ pub enum OpenError {
     /// The daemon cannot write the database.
     #[error("{0}")]
     ReadOnly(String),
+    /// The tracker's Python detectors cannot run (no Python, no Roundup, a
+    /// detector file that does not load).
+    #[error("{0}")]
+    Python(String),
     /// The database could not be opened or brought up to date.
     #[error("{path}: cannot open database: {source}")]
     Database {
@@ -57,6 +62,10 @@ pub struct Tracker {
     /// The worker running the tracker's own Python detectors, when schema.toml
     /// lists any (`[detectors] python`).
     pub python: Option<Arc<crate::pyworker::Runtime>>,
+    /// The detector registry. The item layer (a floor above this one) owns its
+    /// type and fills it: use `items::detectors::Registry::of` to read it and
+    /// `Registry::install` to attach one before the tracker serves.
+    pub detectors: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -96,6 +105,7 @@ impl Tracker {
                     source,
                 },
             })?;
+        let python = start_python(name, dir, &schema, &settings)?;
         Ok(Tracker {
             name: name.to_string(),
             dir: dir.to_path_buf(),
@@ -104,9 +114,54 @@ impl Tracker {
             settings,
             store: Box::new(store),
             outbox: crate::mail::Outbox::new(&db_dir),
-            python: None,
+            python,
+            detectors: OnceLock::new(),
         })
     }
+}
+
+/// Starts the worker of the tracker's Python detectors, when schema.toml lists
+/// any: they are loaded now, so that a missing interpreter or Roundup, or a
+/// detector that fails to load, stops the daemon at start with the reason.
+fn start_python(
+    name: &str,
+    dir: &Path,
+    schema: &Schema,
+    settings: &Settings,
+) -> Result<Option<Arc<crate::pyworker::Runtime>>, OpenError> {
+    let files = &schema.detectors.python;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let fail = |why: String| {
+        OpenError::Python(format!(
+            "{}: tracker {name}: [detectors] python lists {} Python detector file(s), \
+             which need Python 3 with Roundup 2.x: {why}",
+            dir.display(),
+            files.len()
+        ))
+    };
+    for f in files {
+        if !dir.join(f).is_file() {
+            return Err(fail(format!("{f}: no such file in the tracker directory")));
+        }
+    }
+    let spawn = crate::pyworker::Spawn {
+        tracker: name.to_string(),
+        python: crate::pyworker::interpreter(settings.server.python.as_deref()),
+        home: dir.to_path_buf(),
+        hello: crate::pyworker::hello(schema, files),
+    };
+    let runtime = crate::pyworker::Runtime::start(spawn).map_err(fail)?;
+    tracing::info!(
+        tracker = %name,
+        python = %crate::log::field(runtime.python()),
+        versions = %runtime.about(),
+        files = files.len(),
+        registrations = runtime.registrations().len(),
+        "python detectors loaded"
+    );
+    Ok(Some(Arc::new(runtime)))
 }
 
 impl Tracker {

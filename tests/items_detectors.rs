@@ -1,10 +1,20 @@
-//! The built-in classic detectors, through `api::call`: the status auditor, the nosy
-//! auditor and reactor (nosy list, recipients, mail written to the outbox in the
-//! call's transaction), the message summary and the user auditor.
+//! Detectors through `api::call`: the registry (Roundup's firing order, external
+//! runtimes interleaved with built-ins and batched, retire/restore events), the
+//! built-in classic detectors (the status auditor, the nosy auditor and reactor
+//! with the mail written to the outbox in the call's transaction, the message
+//! summary, the user auditor), and every built-in on classes other than the
+//! classic ones (a devel-like schema).
 
 mod tracker_common;
 
+use std::sync::{Arc, Mutex};
+
+use roundup_xmlrpc::error::{Error, Result};
+use roundup_xmlrpc::items::detectors::{Event, External, Impl, Kind, Registry};
+use roundup_xmlrpc::items::{Changes, Ctx};
 use roundup_xmlrpc::mail::from_queue_file;
+use roundup_xmlrpc::schema::ClassDef;
+use roundup_xmlrpc::store::{Id, Item, PropValue};
 use roundup_xmlrpc::xmlrpc::Value;
 use tracker_common::{admin, classic, fault, list, s};
 
@@ -170,4 +180,180 @@ fn user_auditor_validates_names_addresses_roles_and_zones() {
         ],
     );
     t.create("user", &["username=ok2", "timezone=UTC"]);
+}
+
+#[test]
+fn registry_fires_in_roundups_order() {
+    let mut r = Registry::new();
+    let b = |n| Impl::Builtin(n);
+    use roundup_xmlrpc::items::detectors::Builtin::*;
+    let e = |reg: &mut Registry, prio, name: &str| {
+        reg.add(
+            "issue",
+            Kind::Audit,
+            Event::Create,
+            prio,
+            name,
+            b(PresetUnread),
+        )
+    };
+    let s0 = e(&mut r, 100, "b");
+    e(&mut r, 50, "z");
+    e(&mut r, 100, "a");
+    let s3 = e(&mut r, 100, "b");
+    e(&mut r, 200, "a");
+    e(&mut r, -5, "y");
+    r.add(
+        "issue",
+        Kind::React,
+        Event::Create,
+        1,
+        "other",
+        b(NosyReaction),
+    );
+    r.add(
+        "msg",
+        Kind::Audit,
+        Event::Create,
+        1,
+        "other",
+        b(SummaryGenerator),
+    );
+    let order: Vec<(i32, &str, u64)> = r
+        .registrations("issue", Kind::Audit, Event::Create)
+        .iter()
+        .map(|x| (x.priority, x.name.as_str(), x.seq))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (-5, "y", 5),
+            (50, "z", 1),
+            (100, "a", 2),
+            (100, "b", s0),
+            (100, "b", s3),
+            (200, "a", 4)
+        ]
+    );
+    assert!(r.registrations("issue", Kind::Audit, Event::Set).is_empty());
+    assert!(r
+        .registrations("nosuch", Kind::Audit, Event::Create)
+        .is_empty());
+    assert_eq!(r.len(), 8);
+}
+
+/// An external runtime that logs what it is asked to run and acts on handles:
+/// 3 sets the title, 7 reads the status it was given, 99 rejects.
+#[derive(Default)]
+struct Recorder {
+    log: Mutex<Vec<String>>,
+}
+
+impl External for Recorder {
+    fn audit(
+        &self,
+        _ctx: &mut Ctx<'_>,
+        class: &ClassDef,
+        event: Event,
+        id: Option<Id>,
+        handles: &[u64],
+        changes: Option<&mut Changes>,
+    ) -> Result<()> {
+        let status = changes
+            .as_ref()
+            .map(|c| format!("{:?}", c.props.get("status")));
+        self.log.lock().unwrap().push(format!(
+            "audit {} {} {id:?} {handles:?} status={status:?}",
+            class.name,
+            event.name()
+        ));
+        if handles.contains(&99) {
+            return Err(Error::Reject("no way".into()));
+        }
+        if let (Some(c), true) = (changes, handles.contains(&3)) {
+            c.props
+                .insert("title", Some(PropValue::String("from outside".into())));
+        }
+        Ok(())
+    }
+
+    fn react(
+        &self,
+        _ctx: &mut Ctx<'_>,
+        class: &ClassDef,
+        event: Event,
+        id: Id,
+        old: Option<&Item>,
+        handles: &[u64],
+    ) -> Result<()> {
+        self.log.lock().unwrap().push(format!(
+            "react {} {} {id} {handles:?} old={}",
+            class.name,
+            event.name(),
+            old.is_some()
+        ));
+        Ok(())
+    }
+}
+
+#[test]
+fn external_detectors_interleave_with_builtins_in_runs() {
+    let t = classic("det-external", &[]);
+    let rec = Arc::new(Recorder::default());
+    let ext = |h| Impl::External {
+        runtime: rec.clone(),
+        handle: h,
+    };
+    let mut r = Registry::builtin(&t.tracker.schema);
+    // Around presetunread / updatenosy (priority 100) by name and priority.
+    r.add("issue", Kind::Audit, Event::Create, 100, "a_first", ext(1));
+    r.add("issue", Kind::Audit, Event::Create, 100, "b_second", ext(2));
+    r.add("issue", Kind::Audit, Event::Create, 100, "q_third", ext(3));
+    r.add("issue", Kind::Audit, Event::Create, 100, "q_third", ext(7));
+    r.add("issue", Kind::Audit, Event::Create, 150, "a_late", ext(4));
+    r.add("issue", Kind::React, Event::Create, 100, "r", ext(5));
+    r.add("issue", Kind::React, Event::Set, 100, "r", ext(5));
+    for ev in [Event::Retire, Event::Restore] {
+        r.add("issue", Kind::Audit, ev, 100, "x", ext(10));
+        r.add("issue", Kind::React, ev, 100, "x", ext(11));
+    }
+    r.add("keyword", Kind::Audit, Event::Retire, 100, "x", ext(99));
+    assert!(r.install(&t.tracker).is_ok());
+    assert!(
+        Registry::new().install(&t.tracker).is_err(),
+        "a tracker keeps its registry"
+    );
+
+    let id = t.create("issue", &["title=x"]);
+    let d = format!("issue{id}");
+    // Handle 3 changed the title; presetunread (between the runs) set the status.
+    assert_eq!(t.prop(&d, "title"), s("from outside"));
+    assert_eq!(t.prop(&d, "status"), s("1"));
+    t.call(&admin(), "set", &[&d, "priority=2"]).unwrap();
+    t.call(&admin(), "action", &["retire", &d]).unwrap();
+    t.call(&admin(), "action", &["restore", &d]).unwrap();
+    let log = rec.log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        vec![
+            "audit issue create None [1, 2] status=Some(\"None\")".to_string(),
+            "audit issue create None [3, 7] status=Some(\"Some(Some(Link(1)))\")".into(),
+            "audit issue create None [4] status=Some(\"Some(Some(Link(1)))\")".into(),
+            format!("react issue create {id} [5] old=false"),
+            format!("react issue set {id} [5] old=true"),
+            format!("audit issue retire Some({id}) [10] status=None"),
+            format!("react issue retire {id} [11] old=false"),
+            format!("audit issue restore Some({id}) [10] status=None"),
+            format!("react issue restore {id} [11] old=false"),
+        ]
+    );
+    // A retire auditor that refuses: the item stays live, no journal row.
+    let kw = t.create("keyword", &["name=k"]);
+    let (_, text) = fault(t.call(&admin(), "action", &["retire", &format!("keyword{kw}")]));
+    assert_eq!(text, "<class 'roundup.exceptions.Reject'>:no way");
+    assert_eq!(
+        t.call(&admin(), "lookup", &["keyword", "k"]).unwrap(),
+        s(&kw)
+    );
+    assert_eq!(t.journal("keyword", &kw).len(), 1, "create only");
 }

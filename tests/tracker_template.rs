@@ -282,8 +282,27 @@ fn roles_and_detectors() {
     );
     assert!(s.has_role("ADMIN"));
     let d = &s.detectors;
-    assert!(d.statusauditor && d.nosyreaction && d.messagesummary && d.userauditor);
+    let on: Vec<(&str, Vec<&str>)> = d
+        .builtins
+        .iter()
+        .map(|u| {
+            (
+                u.detector.key(),
+                u.classes.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        on,
+        vec![
+            ("statusauditor", vec!["issue"]),
+            ("nosyreaction", vec!["issue"]),
+            ("messagesummary", vec!["msg"]),
+            ("userauditor", vec!["user"]),
+        ]
+    );
     assert!(!d.chatting_requires_two_users);
+    assert!(d.python.is_empty());
 }
 
 #[test]

@@ -126,6 +126,44 @@ pub enum SignaturePosition {
     None,
 }
 
+/// `[mailgw] keep_quoted_text` (and `leave_body_unchanged`): Roundup's
+/// `EmailBodyOption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailBody {
+    /// `yes` (keep_quoted_text's default).
+    Yes,
+    /// `no`.
+    No,
+    /// `new`: only for a message that creates an issue (never the case for the
+    /// summary messagesummary makes, so it acts as `no` there, as in Roundup).
+    New,
+}
+
+/// A regular-expression option of config.ini (Roundup's `RegExpOption`), compiled
+/// once when the file is read. Python's `re` syntax is mostly the `regex` crate's;
+/// a pattern the crate cannot compile (look-around, back-references) is an error.
+#[derive(Debug, Clone)]
+pub struct ConfigRegex(pub regex::Regex);
+
+impl PartialEq for ConfigRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// `[mailgw]`: the options Roundup's `parseContent` reads when the messagesummary
+/// detector makes a message's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailgwConfig {
+    /// `keep_quoted_text` (default yes): a section mixing quoted lines and a reply
+    /// is kept whole (yes) or loses its quoted lines (no, new).
+    pub keep_quoted_text: EmailBody,
+    /// `eol_re` (default `[\r\n]+`): what ends a line.
+    pub eol_re: ConfigRegex,
+    /// `blankline_re` (default `[\r\n]+\s*[\r\n]+`): what separates sections.
+    pub blankline_re: ConfigRegex,
+}
+
 /// `[main]`: where the database lives and general defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MainConfig {
@@ -284,6 +322,8 @@ pub struct Settings {
     pub nosy: NosyConfig,
     /// `[xmlrpc_server]`.
     pub server: XmlrpcServerConfig,
+    /// `[mailgw]`.
+    pub mailgw: MailgwConfig,
 }
 
 impl Default for Settings {
@@ -517,6 +557,7 @@ pub fn parse_config(
     };
 
     let server = parse_server(&r)?;
+    let mailgw = parse_mailgw(&r)?;
     Ok(Settings {
         tracker_dir: tracker_dir.to_path_buf(),
         main,
@@ -526,6 +567,34 @@ pub fn parse_config(
         mail,
         nosy,
         server,
+        mailgw,
+    })
+}
+
+fn parse_mailgw(r: &RawIni) -> Result<MailgwConfig, ConfigError> {
+    let regex = |option: &str, default: &str| -> Result<ConfigRegex, ConfigError> {
+        let pattern = r.string("mailgw", option, default)?;
+        regex::Regex::new(&pattern).map(ConfigRegex).map_err(|e| {
+            r.invalid(
+                "mailgw",
+                option,
+                format!("\"{pattern}\": not a regular expression this server can use: {e}"),
+            )
+        })
+    };
+    Ok(MailgwConfig {
+        keep_quoted_text: r.choice(
+            "mailgw",
+            "keep_quoted_text",
+            EmailBody::Yes,
+            &[
+                ("yes", EmailBody::Yes),
+                ("no", EmailBody::No),
+                ("new", EmailBody::New),
+            ],
+        )?,
+        eol_re: regex("eol_re", r"[\r\n]+")?,
+        blankline_re: regex("blankline_re", r"[\r\n]+\s*[\r\n]+")?,
     })
 }
 

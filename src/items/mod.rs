@@ -4,6 +4,8 @@
 
 pub mod detectors;
 
+use detectors::Event;
+
 use crate::error::{Error, Result};
 use crate::hyperdb::date::Date;
 use crate::mail::OutgoingMail;
@@ -243,7 +245,7 @@ fn case_clash_error(name: &str) -> Error {
 
 /// Roundup's `Class.create` (FileClass and IssueClass included). Returns the new id.
 pub fn create(ctx: &mut Ctx<'_>, class: &ClassDef, mut changes: Changes) -> Result<Id> {
-    detectors::audit_create(ctx, class, &mut changes)?;
+    detectors::audit(ctx, class, Event::Create, None, Some(&mut changes))?;
     let content = if class.kind == ClassKind::FileClass {
         Some(
             changes
@@ -350,7 +352,7 @@ fn create_inner(
         }
         ctx.tx.set_content(class, id, &content)?;
     }
-    detectors::react_create(ctx, class, id)
+    detectors::react(ctx, class, Event::Create, id, None)
 }
 
 /// The repr of an old value in a `set` journal entry, as Roundup's
@@ -389,7 +391,7 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
     if !ctx.tx.exists(class, id)? {
         return Err(Error::IndexError(format!("no such {} {id}", class.name)));
     }
-    detectors::audit_set(ctx, class, id, &mut changes)?;
+    detectors::audit(ctx, class, Event::Set, Some(id), Some(&mut changes))?;
     let old = ctx.item(class, id)?;
     let content = if class.kind == ClassKind::FileClass {
         changes.content.take()
@@ -563,20 +565,24 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
             )),
         );
     }
-    detectors::react_set(ctx, class, id, &old)?;
+    detectors::react(ctx, class, Event::Set, id, Some(&old))?;
     Ok(result)
 }
 
-/// Roundup's `Class.retire`: marks the item retired (its key becomes reusable).
+/// Roundup's `Class.retire`: marks the item retired (its key becomes reusable),
+/// between the `retire` auditors and reactors.
 pub fn retire(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
     if !ctx.tx.exists(class, id)? {
         return Err(Error::IndexError(format!("no such {} {id}", class.name)));
     }
+    detectors::audit(ctx, class, Event::Retire, Some(id), None)?;
     ctx.tx.set_retired(class, id, true)?;
-    journal(ctx, class, id, "retired", "None".into())
+    journal(ctx, class, id, "retired", "None".into())?;
+    detectors::react(ctx, class, Event::Retire, id, None)
 }
 
-/// Roundup's `Class.restore`: un-retires the item unless a live item took its key.
+/// Roundup's `Class.restore`: un-retires the item unless a live item took its key,
+/// between the `restore` auditors and reactors.
 pub fn restore(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
     let item = ctx.item(class, id)?;
     if let Some(key) = &class.key {
@@ -594,6 +600,8 @@ pub fn restore(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
             }
         }
     }
+    detectors::audit(ctx, class, Event::Restore, Some(id), None)?;
     ctx.tx.set_retired(class, id, false)?;
-    journal(ctx, class, id, "restored", "None".into())
+    journal(ctx, class, id, "restored", "None".into())?;
+    detectors::react(ctx, class, Event::Restore, id, None)
 }

@@ -201,6 +201,71 @@ fn describe_status(status: std::process::ExitStatus) -> String {
     }
 }
 
+/// The hello frame's body for a tracker: its classes (in schema order, with the
+/// properties Roundup's classes have: type, link target, `do_journal`, `indexme`,
+/// `quiet`, `required`), its roles, and the detector files to load.
+pub fn hello(schema: &crate::schema::Schema, files: &[String]) -> J {
+    use crate::schema::{ClassKind, PropType};
+    let classes: Vec<J> = schema
+        .classes
+        .iter()
+        .map(|c| {
+            let props: Vec<J> = c
+                .properties
+                .iter()
+                .map(|p| {
+                    let (ty, to, do_journal, indexme) = match &p.kind {
+                        PropType::String { indexme } => ("String", None, true, *indexme),
+                        PropType::Password => ("Password", None, true, false),
+                        PropType::Date => ("Date", None, true, false),
+                        PropType::Interval => ("Interval", None, true, false),
+                        PropType::Link { class, do_journal } => {
+                            ("Link", Some(class), *do_journal, false)
+                        }
+                        PropType::Multilink { class, do_journal } => {
+                            ("Multilink", Some(class), *do_journal, false)
+                        }
+                        PropType::Boolean => ("Boolean", None, true, false),
+                        PropType::Number => ("Number", None, true, false),
+                        PropType::Integer => ("Integer", None, true, false),
+                    };
+                    json!([p.name, {
+                        "type": ty, "to": to, "do_journal": do_journal, "indexme": indexme,
+                        "quiet": p.quiet, "required": p.required,
+                    }])
+                })
+                .collect();
+            json!({
+                "name": c.name,
+                "kind": match c.kind {
+                    ClassKind::Class => "Class",
+                    ClassKind::FileClass => "FileClass",
+                    ClassKind::IssueClass => "IssueClass",
+                },
+                "key": c.key,
+                "labelprop": c.labelprop,
+                "orderprop": c.orderprop,
+                "props": props,
+            })
+        })
+        .collect();
+    let roles: Vec<J> = schema
+        .roles
+        .iter()
+        .map(|r| json!({"name": r.name, "description": r.description}))
+        .collect();
+    json!({ "schema": classes, "roles": roles, "files": files })
+}
+
+/// The interpreter for a tracker: `[xmlrpc_server] python`, else [`PYTHON_ENV`],
+/// else [`DEFAULT_PYTHON`].
+pub fn interpreter(configured: Option<&str>) -> String {
+    configured
+        .map(str::to_string)
+        .or_else(|| std::env::var(PYTHON_ENV).ok().filter(|p| !p.is_empty()))
+        .unwrap_or_else(|| DEFAULT_PYTHON.to_string())
+}
+
 /// Starts a worker and says hello: returns it with its registrations and a
 /// description (Python and Roundup versions), or why it failed.
 fn start(spawn: &Spawn) -> Result<(Process, Vec<Registration>, String), String> {

@@ -1,7 +1,7 @@
 //! Loading a tracker's `schema.toml` into a [`Schema`]: the classes and their
-//! properties, the detectors, and the checks that the result can be served. Roles
-//! and grants are read by [`super::grants`]; the TOML access and error positions
-//! are [`super::source`]'s.
+//! properties, and the checks that the result can be served. Roles and grants are
+//! read by [`super::grants`], `[detectors]` by [`super::detectors`]; the TOML access
+//! and error positions are [`super::source`]'s.
 //!
 //! The file format is documented in `tracker-template/README.md`. The loader adds
 //! what Roundup's core adds by itself: the automatic FileClass and IssueClass
@@ -14,9 +14,10 @@ use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
+use super::detectors::{parse_detectors, Detectors};
 use super::grants::{implicit_grants, parse_grant, parse_roles};
 use super::source::{article, one_of, Ctx, SchemaError, K, V};
-use super::{ClassDef, ClassKind, Detectors, PropType, Property, Schema};
+use super::{ClassDef, ClassKind, PropType, Property, Schema};
 
 /// The properties every class has without declaring them (Roundup's automatic ones).
 pub const AUTOMATIC_PROPS: [&str; 5] = ["id", "creation", "activity", "creator", "actor"];
@@ -259,7 +260,7 @@ fn parse_class(cx: &Ctx<'_>, name: &K<'_>, v: &V<'_>) -> Result<ClassSrc, Schema
     })
 }
 
-fn type_name(t: &PropType) -> &'static str {
+pub(crate) fn type_name(t: &PropType) -> &'static str {
     match t {
         PropType::String { .. } => "String",
         PropType::Password => "Password",
@@ -499,127 +500,6 @@ fn check_tables(cx: &Ctx<'_>, classes: &[ClassSrc]) -> Result<(), SchemaError> {
         }
     }
     Ok(())
-}
-
-fn parse_detectors(
-    cx: &Ctx<'_>,
-    v: &V<'_>,
-    classes: &[ClassDef],
-) -> Result<Detectors, SchemaError> {
-    let t = cx.table(v, "\"detectors\"")?;
-    let names = [
-        "statusauditor",
-        "nosyreaction",
-        "messagesummary",
-        "userauditor",
-    ];
-    cx.check_keys(t, &names, "[detectors]")?;
-    let mut d = Detectors::default();
-    for (k, dv) in t.iter() {
-        let name = k.get_ref().as_ref();
-        let place = format!("detector \"{name}\"");
-        let enabled = match dv.get_ref() {
-            DeValue::Boolean(b) => *b,
-            DeValue::Table(dt) => {
-                let allowed: &[&str] = if name == "statusauditor" {
-                    &["enabled", "chatting_requires_two_users"]
-                } else {
-                    &["enabled"]
-                };
-                cx.check_keys(dt, allowed, &place)?;
-                if let Some(cv) = dt.get("chatting_requires_two_users") {
-                    d.chatting_requires_two_users =
-                        cx.boolean(cv, "\"chatting_requires_two_users\"")?;
-                }
-                match dt.get("enabled") {
-                    Some(ev) => cx.boolean(ev, &format!("\"enabled\" of {place}"))?,
-                    None => true,
-                }
-            }
-            other => {
-                return Err(cx.err(
-                    dv.span(),
-                    format!(
-                        "{place} must be true, false or a table, not {}",
-                        article(other.type_str())
-                    ),
-                ))
-            }
-        };
-        if enabled {
-            if let Err(need) = detector_requirements(name, classes) {
-                return Err(cx.err(k.span(), format!("{place} needs {need}")));
-            }
-        }
-        match name {
-            "statusauditor" => d.statusauditor = enabled,
-            "nosyreaction" => d.nosyreaction = enabled,
-            "messagesummary" => d.messagesummary = enabled,
-            _ => d.userauditor = enabled,
-        }
-    }
-    Ok(d)
-}
-
-/// What the classic detector `name` reads: Err(description of the first missing piece).
-fn detector_requirements(name: &str, classes: &[ClassDef]) -> Result<(), String> {
-    let class = |c: &str| classes.iter().find(|x| x.name == c);
-    // (class, prop, want Link/Multilink/String, link target)
-    let need: &[(&str, &str, &str, Option<&str>)] = match name {
-        "statusauditor" => &[
-            ("issue", "status", "Link", Some("status")),
-            ("issue", "messages", "Multilink", None),
-        ],
-        "nosyreaction" => &[
-            ("issue", "nosy", "Multilink", Some("user")),
-            ("issue", "messages", "Multilink", Some("msg")),
-            ("msg", "author", "Link", Some("user")),
-            ("msg", "recipients", "Multilink", Some("user")),
-            ("msg", "content", "String", None),
-        ],
-        "messagesummary" => &[
-            ("msg", "summary", "String", None),
-            ("msg", "content", "String", None),
-        ],
-        _ => &[],
-    };
-    for (c, p, ty, target) in need {
-        let ok = class(c).and_then(|def| def.prop(p)).is_some_and(|prop| {
-            type_name(&prop.kind) == *ty
-                && target.is_none_or(|t| prop.kind.link_target() == Some(t))
-        });
-        if !ok {
-            let what = match target {
-                Some(t) => format!("{ty} \"{p}\" to class \"{t}\""),
-                None => format!("{ty} \"{p}\""),
-            };
-            return Err(format!("class \"{c}\" with a {what}"));
-        }
-    }
-    match name {
-        "statusauditor" if class("status").is_none_or(|s| s.key.is_none()) => {
-            Err("class \"status\" with a key property (it looks statuses up by name)".into())
-        }
-        "nosyreaction" => match class("issue").and_then(|i| i.prop("assignedto")) {
-            Some(a) if a.kind.link_target() != Some("user") => Err(
-                "\"assignedto\" of class \"issue\", if present, to be a Link or Multilink to class \"user\""
-                    .into(),
-            ),
-            _ => Ok(()),
-        },
-        "userauditor" => {
-            let user = class("user");
-            for p in ["username", "address", "alternate_addresses", "roles", "timezone"] {
-                if let Some(prop) = user.and_then(|u| u.prop(p)) {
-                    if !matches!(prop.kind, PropType::String { .. }) {
-                        return Err(format!("\"{p}\" of class \"user\", if present, to be a String"));
-                    }
-                }
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Login and permission checks read `user.username` (the key), `user.password` and

@@ -1,16 +1,19 @@
 //! The tracker schema: the model (classes, properties, keys, roles, permissions and
-//! the detectors that are switched on), the check-condition language of grants
-//! ([`check`]), and the loaders of `schema.toml` ([`load`], [`grants`]) and
+//! the detectors: which built-ins run on which classes, and the Python detector
+//! files, [`detectors`]), the check-condition language of grants ([`check`]), and
+//! the loaders of `schema.toml` ([`load`], [`grants`]) and
 //! `initial_data.toml` ([`initial_data`]). The bottom floor of the Roundup side: it
 //! imports nothing of the crate.
 
 pub mod check;
+pub mod detectors;
 pub mod grants;
 pub mod initial_data;
 pub mod load;
 pub mod source;
 
 pub use check::CheckExpr;
+pub use detectors::{BuiltinDetector, DetectorUse, Detectors};
 pub use initial_data::InitialData;
 pub use load::{load_schema, parse_schema};
 pub use source::SchemaError;
@@ -196,21 +199,6 @@ pub struct Grant {
     pub description: String,
 }
 
-/// Options of the built-in equivalents of the classic template's detectors.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Detectors {
-    /// statusauditor: `presetunread` and `chatty`.
-    pub statusauditor: bool,
-    /// `[statusauditor] chatting_requires_two_users`.
-    pub chatting_requires_two_users: bool,
-    /// nosyreaction: the `updatenosy` auditor and the nosy mail reactor.
-    pub nosyreaction: bool,
-    /// messagesummary: `summarygenerator`.
-    pub messagesummary: bool,
-    /// userauditor: username, address, roles and timezone validation.
-    pub userauditor: bool,
-}
-
 /// A whole tracker schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schema {
@@ -220,7 +208,7 @@ pub struct Schema {
     pub roles: Vec<Role>,
     /// Permission grants in definition order.
     pub grants: Vec<Grant>,
-    /// Which detectors run.
+    /// Which built-in detectors run on which classes, and the Python detector files.
     pub detectors: Detectors,
 }
 

@@ -1,5 +1,8 @@
-//! The classic `nosyreaction.py`: the `updatenosy` auditor and the `nosyreaction`
-//! reactor that mails new messages to the nosy list.
+//! `nosyreaction.py` (the same code in every template that has it): the
+//! `updatenosy` auditor and the `nosyreaction` reactor that mails new messages to
+//! the nosy list. They run on any IssueClass they are registered on (the classic
+//! template: `issue`; devel/responsive: `bug`, `task`, `milestone`); messages are
+//! read from class `msg` and people from class `user`, as Roundup's code does.
 
 use crate::config::{MessagesToAuthor, NosyAdd};
 use crate::error::Result;
@@ -16,8 +19,9 @@ fn ids(v: Option<&Option<PropValue>>) -> Vec<Id> {
     }
 }
 
-/// Keeps the nosy list up to date: adds the assignee, and the authors and
-/// recipients of new messages as `[nosy] add_author` / `add_recipients` say.
+/// Keeps the nosy list up to date: adds the assignee (`assignedto`, a Link or a
+/// Multilink), and the authors and recipients of new messages as `[nosy]
+/// add_author` / `add_recipients` say.
 pub fn updatenosy(
     ctx: &mut Ctx<'_>,
     class: &ClassDef,
@@ -43,8 +47,12 @@ pub fn updatenosy(
         }
     }
     let mut new = current.clone();
-    if let Some(Some(PropValue::Link(a))) = changes.props.get("assignedto") {
-        new.insert(*a);
+    match changes.props.get("assignedto") {
+        Some(Some(PropValue::Link(a))) => {
+            new.insert(*a);
+        }
+        Some(Some(PropValue::Multilink(a))) => new.extend(a.iter().copied()),
+        _ => {}
     }
     if let Some(msgs) = changes.props.get("messages").cloned() {
         // `yes` adds on every change, `new` only when the issue is created.
@@ -63,11 +71,7 @@ pub fn updatenosy(
             .collect();
         let add_author = adds(ctx.tracker.settings.nosy.add_author);
         let add_recips = adds(ctx.tracker.settings.nosy.add_recipients);
-        if let Some(msg_class) = class
-            .prop("messages")
-            .and_then(|p| p.kind.link_target())
-            .and_then(|t| ctx.tracker.schema.class(t))
-        {
+        if let Some(msg_class) = ctx.tracker.schema.class("msg") {
             for m in added {
                 let Some(msg) = ctx.tx.get(msg_class, m, Multilinks::All)? else {
                     continue;
@@ -109,11 +113,7 @@ pub fn nosyreaction(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, old: Option<&It
                 .collect()
         }
     };
-    let Some(msg_class) = class
-        .prop("messages")
-        .and_then(|p| p.kind.link_target())
-        .and_then(|t| ctx.tracker.schema.class(t))
-    else {
+    let Some(msg_class) = ctx.tracker.schema.class("msg") else {
         return Ok(());
     };
     let Some(user_class) = ctx.tracker.schema.class("user") else {

@@ -17,14 +17,16 @@
 //! even if a detector catches them. A worker that dies or hangs fails the call
 //! (and is replaced).
 
+use super::registry::{Event, External, Impl, Kind, Registry};
 use crate::error::{Error, Result};
 use crate::items::{Changes, Ctx};
 use crate::pyworker::value::{self, Style};
-use crate::pyworker::{Lease, WorkerError};
+use crate::pyworker::{self as worker, Lease, Runtime, WorkerError};
 use crate::schema::{ClassDef, ClassKind};
 use crate::store::{Id, Item};
 use serde_json::{json, Value as J};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Answers one database call of a Python detector (`method`, `args`) inside the
@@ -58,6 +60,66 @@ impl std::fmt::Debug for CallState<'_> {
             .field("depth", &self.depth)
             .field("session", &self.session)
             .finish()
+    }
+}
+
+/// The Python runtime as the registry fires it (the worker is the tracker's).
+#[derive(Debug, Clone, Copy)]
+pub struct PythonDetectors;
+
+impl External for PythonDetectors {
+    fn audit(
+        &self,
+        ctx: &mut Ctx<'_>,
+        class: &ClassDef,
+        event: Event,
+        id: Option<Id>,
+        handles: &[u64],
+        changes: Option<&mut Changes>,
+    ) -> Result<()> {
+        audit(ctx, class, event.name(), id, handles, changes)
+    }
+
+    fn react(
+        &self,
+        ctx: &mut Ctx<'_>,
+        class: &ClassDef,
+        event: Event,
+        id: Id,
+        old: Option<&Item>,
+        handles: &[u64],
+    ) -> Result<()> {
+        react(ctx, class, event.name(), id, handles, old)
+    }
+}
+
+/// Adds the registrations the worker reported (its detectors' `init(db)`) to
+/// `registry`, in registration order; the registry sorts them among the
+/// built-ins by (priority, name), as Roundup does.
+pub fn register(registry: &mut Registry, runtime: &Runtime) {
+    let imp: Arc<dyn External> = Arc::new(PythonDetectors);
+    for r in runtime.registrations() {
+        let kind = match r.kind {
+            worker::Kind::Audit => Kind::Audit,
+            worker::Kind::React => Kind::React,
+        };
+        let event = match r.event {
+            worker::Event::Create => Event::Create,
+            worker::Event::Set => Event::Set,
+            worker::Event::Retire => Event::Retire,
+            worker::Event::Restore => Event::Restore,
+        };
+        registry.add(
+            &r.class,
+            kind,
+            event,
+            r.priority,
+            &r.name,
+            Impl::External {
+                runtime: imp.clone(),
+                handle: u64::from(r.handle),
+            },
+        );
     }
 }
 

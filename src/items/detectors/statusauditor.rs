@@ -1,6 +1,9 @@
-//! The classic `statusauditor.py`: `presetunread` and `chatty`.
+//! `statusauditor.py`: the classic template's `presetunread` and `chatty`, and
+//! the devel/responsive template's `preset_new` (a different module of the same
+//! name). All three look statuses up in class `status` by name, whatever class
+//! they run on, as Roundup's code (`db.status.lookup`) does.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::items::{Changes, Ctx};
 use crate::schema::ClassDef;
 use crate::store::{Id, PropValue};
@@ -12,7 +15,7 @@ fn status_id(ctx: &mut Ctx<'_>, name: &str) -> Result<Option<Id>> {
     Ok(ctx.tx.lookup(status, "name", name)?)
 }
 
-/// On issue creation: when no status is given, set it to `unread` (if it exists).
+/// On creation: when no status is given, set it to `unread` (if it exists).
 pub fn presetunread(ctx: &mut Ctx<'_>, changes: &mut Changes) -> Result<()> {
     if let Some(Some(_)) = changes.props.get("status") {
         return Ok(());
@@ -25,8 +28,10 @@ pub fn presetunread(ctx: &mut Ctx<'_>, changes: &mut Changes) -> Result<()> {
     Ok(())
 }
 
-/// On issue change: a new message moves the issue from unread, resolved or
-/// done-cbb (or no status) to chatting, unless the change sets the status itself.
+/// On change: a new message moves the item from unread, resolved or done-cbb (or
+/// no status) to chatting, unless the change sets the status itself. Like Roundup,
+/// a tracker with a `chatting` status but none of those three fails the change
+/// (`IndexError: list index out of range`, reported as a UsageError).
 pub fn chatty(
     ctx: &mut Ctx<'_>,
     class: &ClassDef,
@@ -62,6 +67,10 @@ pub fn chatty(
             fromstates.push(i);
         }
     }
+    if fromstates.is_empty() {
+        // Roundup: `unread = fromstates[0]`.
+        return Err(Error::IndexError("list index out of range".into()));
+    }
     if two_users && current.is_some() && current == fromstates.first().copied() {
         if let Some(PropValue::Link(creator)) = item.get("creator") {
             if *creator == ctx.user.id {
@@ -74,5 +83,16 @@ pub fn chatty(
             .props
             .insert("status", Some(PropValue::Link(chatting)));
     }
+    Ok(())
+}
+
+/// devel/responsive `preset_new`: when no status is given on creation, set it to
+/// `new`; Roundup's `KeyError` when there is no status `new`.
+pub fn preset_new(ctx: &mut Ctx<'_>, changes: &mut Changes) -> Result<()> {
+    if let Some(Some(_)) = changes.props.get("status") {
+        return Ok(());
+    }
+    let new = super::lookup_key(ctx, "status", "new")?;
+    changes.props.insert("status", Some(PropValue::Link(new)));
     Ok(())
 }

@@ -1,9 +1,9 @@
-//! The classic `userauditor.py`: validates usernames, addresses, roles and time
-//! zones on user create and set.
+//! `userauditor.py` (the same in every template): validates usernames, addresses,
+//! roles and time zones on create and set. Whatever class it runs on, addresses
+//! are checked for uniqueness among the users (`db.user`, as Roundup's code does).
 
 use crate::error::{Error, Result};
 use crate::items::{Changes, Ctx};
-use crate::schema::ClassDef;
 use crate::store::{Cond, FilterQuery, Id, Multilinks, PropValue};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -34,13 +34,14 @@ fn text(changes: &Changes, prop: &str) -> Option<String> {
     }
 }
 
-/// The address checks, role checks and time zone checks of the classic template.
-pub fn audit_user_fields(
-    ctx: &mut Ctx<'_>,
-    class: &ClassDef,
-    id: Option<Id>,
-    changes: &mut Changes,
-) -> Result<()> {
+/// The username, address, role and time zone checks of `audit_user_fields`.
+pub fn audit_user_fields(ctx: &mut Ctx<'_>, id: Option<Id>, changes: &mut Changes) -> Result<()> {
+    let tracker = ctx.tracker;
+    let Some(class) = tracker.schema.class("user") else {
+        return Err(Error::AttributeError(
+            "'Database' object has no attribute 'user'".into(),
+        ));
+    };
     if changes.props.contains("username") {
         let name = text(changes, "username").unwrap_or_default();
         if !USERNAME.is_match(&name) {
