@@ -469,6 +469,7 @@ pub struct Runtime {
     about: String,
     state: Mutex<State>,
     freed: Condvar,
+    leases: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -493,7 +494,14 @@ impl Runtime {
                 slot: Slot::Ready(process),
             }),
             freed: Condvar::new(),
+            leases: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How many times the worker was lent (once per run of Python detectors that
+    /// is not nested in another; reads never borrow it).
+    pub fn leases(&self) -> u64 {
+        self.leases.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The registrations the detectors' `init(db)` made, in registration order.
@@ -561,6 +569,8 @@ impl Runtime {
                 .0;
         }
         st.busy = true;
+        self.leases
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = std::mem::replace(&mut st.slot, Slot::Lent);
         drop(st);
         let mut lease = Lease {

@@ -159,7 +159,7 @@ def _error_frame(e, tb):
     _next_token[0] += 1
     _pending[tok] = e
     try:
-        msg = str(e)
+        msg = getattr(e, "_rxs_subject", None) or str(e)
     except Exception:       # a broken __str__ must not break the protocol
         msg = "<unprintable %s>" % type(e).__name__
     return ["err", {
@@ -195,8 +195,15 @@ class Session:
     cache = {}
 
 
+_READY = [False]
+
+
 def call(method, *args):
     """Asks the daemon; serves nested fires while waiting."""
+    if not _READY[0]:
+        raise RuntimeError(
+            "the database cannot be used while init(db) runs in detectors run by "
+            "roundup-xmlrpc-server (db.%s)" % method)
     _send(["call", method] + list(args))
     while True:
         msg = _recv()
@@ -874,6 +881,7 @@ def main():
     except BaseException:
         _send(["fail", traceback.format_exc()])
         return
+    _READY[0] = True
     while True:
         msg = _recv()
         if msg[0] == "fire":
