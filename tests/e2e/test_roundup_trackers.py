@@ -487,6 +487,8 @@ def write_calls(template, db):
             ("admin", "action", ["retire", "user{r0}"]),
             ("admin", "action", ["restore", "user{r0}"]),
             ("admin", "action", ["restore", "user4"]),                # "gone"
+            ("admin", "set", ["user{joe}", "address="]),              # userauditor
+            ("admin", "set", ["user{joe}", "username="]),
         ]
     kw = "keyword" if ic == "issue" else "keywords"
     calls = [
@@ -522,6 +524,8 @@ def write_calls(template, db):
             ("dev", "create", ["task", "title=dev task", "nosy={dev}"]),
             ("dev", "set", ["task{r22}", "title=dev task 2"]),
         ]
+    calls += [("admin", "set", ["user{joe}", "address="]),            # userauditor
+              ("admin", "set", ["user{joe}", "username="])]
     if "assignedto" in db.getclass(ic).properties:
         # updatenosy adds the assignee(s), a Link or a Multilink.
         calls += [("admin", "create", [ic, "title=assigned", "assignedto={joe}"])]
