@@ -565,6 +565,15 @@ fn message_summary_on_msg_and_note_follows_keep_quoted_text() {
         t.prop(&format!("note{id}"), "summary"),
         s("response line. more")
     );
+    // [mailgw] eol_re and blankline_re decide lines and sections.
+    let t = devel_like(
+        "det-summary-re",
+        &["mailgw.eol_re=;", "mailgw.blankline_re=XX"],
+    );
+    let id = t.create("msg", &["content=one; two XX three"]);
+    assert_eq!(t.prop(&format!("msg{id}"), "summary"), s("one"));
+    let id = t.create("msg", &["content=no stop XX three. four"]);
+    assert_eq!(t.prop(&format!("msg{id}"), "summary"), s("no stop "));
 }
 
 #[test]
