@@ -357,3 +357,327 @@ fn external_detectors_interleave_with_builtins_in_runs() {
     );
     assert_eq!(t.journal("keyword", &kw).len(), 1, "create only");
 }
+
+/// A devel-like schema where every built-in runs on classes other than the
+/// classic template's (and on several at once).
+const DEVEL_LIKE: &str = r#"
+[class.status]
+key = "name"
+properties = { name = "String" }
+[class.severity]
+key = "name"
+properties = { name = "String" }
+[class.keyword]
+key = "name"
+properties = { name = "String" }
+[class.user]
+key = "username"
+properties = { username = "String", password = "Password", address = "String", alternate_addresses = "String", roles = "String", realname = "String", timezone = "String" }
+[class.person]
+properties = { username = "String", address = "String" }
+[class.msg]
+kind = "FileClass"
+[class.msg.properties]
+author = { type = "Link", to = "user", do_journal = false }
+recipients = { type = "Multilink", to = "user", do_journal = false }
+summary = "String"
+files = { type = "Multilink", to = "file" }
+messageid = "String"
+[class.note]
+kind = "FileClass"
+properties = { summary = "String" }
+[class.file]
+kind = "FileClass"
+properties = { name = "String" }
+[class.patch]
+kind = "FileClass"
+properties = { name = "String" }
+[class.bug]
+kind = "IssueClass"
+[class.bug.properties]
+assignee = { type = "Link", to = "user" }
+status = { type = "Link", to = "status" }
+severity = { type = "Link", to = "severity" }
+keywords = { type = "Multilink", to = "keyword" }
+[class.task]
+kind = "IssueClass"
+[class.task.properties]
+assignedto = { type = "Multilink", to = "user" }
+status = { type = "Link", to = "status" }
+keywords = { type = "Multilink", to = "keyword" }
+
+[[grant]]
+roles = ["User"]
+permission = "View"
+class = ["msg", "file"]
+
+[detectors]
+statusauditor = { classes = ["task"] }
+nosyreaction = { classes = ["bug", "task"] }
+messagesummary = { classes = ["msg", "note"] }
+userauditor = { classes = ["user", "person"] }
+no_texthtml = { classes = ["file", "patch"] }
+preset_new = true
+init_severity = true
+patches_text_plain = { classes = ["file", "patch"] }
+patches_keyword = { classes = ["bug", "task"] }
+"#;
+
+const DEVEL_LIKE_DATA: &str = r#"
+[[create]]
+class = "user"
+props = ["username=admin", "password=${admin_password}", "address=${admin_email}", "roles=Admin"]
+[[create]]
+class = "user"
+props = ["username=anonymous", "roles=Anonymous"]
+[[create]]
+class = "status"
+props = ["name=new"]
+[[create]]
+class = "status"
+props = ["name=unread"]
+[[create]]
+class = "status"
+props = ["name=chatting"]
+[[create]]
+class = "status"
+props = ["name=resolved"]
+[[create]]
+class = "severity"
+props = ["name=normal"]
+[[create]]
+class = "severity"
+props = ["name=critical"]
+[[create]]
+class = "keyword"
+props = ["name=patch"]
+[[create]]
+class = "keyword"
+props = ["name=other"]
+"#;
+
+fn devel_like(name: &str, settings: &[&str]) -> tracker_common::TestTracker {
+    tracker_common::custom(name, DEVEL_LIKE, DEVEL_LIKE_DATA, settings)
+}
+
+#[test]
+fn preset_new_and_init_severity_on_bug() {
+    let t = devel_like("det-presets", &[]);
+    let id = t.create("bug", &["title=x"]);
+    let d = format!("bug{id}");
+    assert_eq!(t.prop(&d, "status"), s("1"), "new");
+    assert_eq!(t.prop(&d, "severity"), s("1"), "normal");
+    let id = t.create("bug", &["title=y", "status=resolved", "severity=critical"]);
+    let d = format!("bug{id}");
+    assert_eq!(t.prop(&d, "status"), s("4"));
+    assert_eq!(t.prop(&d, "severity"), s("2"));
+    // Only on create, and only on bug.
+    t.call(&admin(), "set", &[&d, "status=", "severity="])
+        .unwrap();
+    assert_eq!(t.prop(&d, "status"), Value::Nil);
+    let task = t.create("task", &["title=t"]);
+    assert_eq!(t.prop(&format!("task{task}"), "status"), s("2"), "unread");
+    // Roundup's KeyError when the status is gone.
+    t.call(&admin(), "action", &["retire", "status1"]).unwrap();
+    let (_, text) = fault(t.call(&admin(), "create", &["bug", "title=z"]));
+    assert_eq!(
+        text,
+        "<class 'KeyError'>:'No key (name) value \"new\" for \"status\"'"
+    );
+}
+
+#[test]
+fn status_auditor_on_task() {
+    let t = devel_like("det-status-task", &[]);
+    let id = t.create("task", &["title=x"]);
+    let d = format!("task{id}");
+    assert_eq!(t.prop(&d, "status"), s("2"), "unread");
+    let m = t.create("msg", &["content=hi"]);
+    t.call(&admin(), "set", &[&d, &format!("messages={m}")])
+        .unwrap();
+    assert_eq!(t.prop(&d, "status"), s("3"), "chatting");
+    // Without unread, resolved and done-cbb, Roundup's chatty fails the set.
+    for st in ["2", "4"] {
+        t.call(&admin(), "action", &["retire", &format!("status{st}")])
+            .unwrap();
+    }
+    let m = t.create("msg", &["content=again"]);
+    let (_, text) = fault(t.call(&admin(), "set", &[&d, &format!("messages=+{m}")]));
+    assert_eq!(text, format!("{USAGE}list index out of range"));
+    // The failed set changed nothing.
+    assert_eq!(t.prop(&d, "messages"), list(&["1"]));
+}
+
+#[test]
+fn nosy_on_bug_and_task_with_a_multilink_assignee() {
+    let t = devel_like("det-nosy-devel", &["mail_debug=mail.log"]);
+    let joe = t.user("joe", "User");
+    let bob = t.user("bob", "User");
+    let (jid, bid) = (joe.id.to_string(), bob.id.to_string());
+    // task.assignedto is a Multilink: every assignee joins the nosy list.
+    let task = t.create("task", &["title=t", &format!("assignedto={jid},{bid}")]);
+    let td = format!("task{task}");
+    assert_eq!(t.prop(&td, "nosy"), list(&[&jid, &bid]));
+    // bug has no assignedto (its assignee is not looked at, as in Roundup);
+    // the author of the first message joins.
+    let m = t.create("msg", &["content=first", &format!("author={jid}")]);
+    let bug = t.create(
+        "bug",
+        &[
+            "title=b",
+            &format!("assignee={bid}"),
+            &format!("messages={m}"),
+        ],
+    );
+    let bd = format!("bug{bug}");
+    assert_eq!(t.prop(&bd, "nosy"), list(&[&jid]));
+    // A new message on the task is mailed to its nosy list (not the author).
+    let m2 = t.create("msg", &["content=News.", &format!("author={jid}")]);
+    t.call(&admin(), "set", &[&td, &format!("messages={m2}")])
+        .unwrap();
+    let queued = t.outbox();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let mail = from_queue_file(&std::fs::read_to_string(&queued[0]).unwrap()).unwrap();
+    assert_eq!(mail.to, ["bob@example.com"]);
+    assert_eq!(mail.subject, format!("[task{task}] t"));
+    assert_eq!(t.prop(&format!("msg{m2}"), "recipients"), list(&[&bid]));
+    let Value::String(mid) = t.prop(&format!("msg{m2}"), "messageid") else {
+        panic!("a message id");
+    };
+    assert!(mid.ends_with(&format!(".task{task}@example.com>")), "{mid}");
+}
+
+#[test]
+fn message_summary_on_msg_and_note_follows_keep_quoted_text() {
+    let text = "content=> quoted\nresponse line. more";
+    let t = devel_like("det-summary", &[]);
+    for class in ["msg", "note"] {
+        let id = t.create(class, &[text]);
+        assert_eq!(
+            t.prop(&format!("{class}{id}"), "summary"),
+            s("> quoted\nresponse line."),
+            "{class}: keep_quoted_text = yes (Roundup's default)"
+        );
+    }
+    let t = devel_like("det-summary-no", &["mailgw.keep_quoted_text=no"]);
+    let id = t.create("note", &[text]);
+    assert_eq!(
+        t.prop(&format!("note{id}"), "summary"),
+        s("response line. more")
+    );
+    // [mailgw] eol_re and blankline_re decide lines and sections.
+    let t = devel_like(
+        "det-summary-re",
+        &["mailgw.eol_re=;", "mailgw.blankline_re=XX"],
+    );
+    let id = t.create("msg", &["content=one; two XX three"]);
+    assert_eq!(t.prop(&format!("msg{id}"), "summary"), s("one"));
+    let id = t.create("msg", &["content=no stop XX three. four"]);
+    assert_eq!(t.prop(&format!("msg{id}"), "summary"), s("no stop "));
+}
+
+#[test]
+fn user_auditor_on_another_class_checks_against_users() {
+    let t = devel_like("det-person", &[]);
+    let bad = |props: &[&str]| {
+        let mut params = vec!["person"];
+        params.extend_from_slice(props);
+        fault(t.call(&admin(), "create", &params)).1
+    };
+    assert_eq!(
+        bad(&["username=a b"]),
+        format!("{USAGE}Username/Login Name must consist only of the letters a-z (any case), digits 0-9 and the symbols: @._-!+%")
+    );
+    assert_eq!(
+        bad(&["address=admin@example.com"]),
+        format!("{USAGE}Email address admin@example.com already in use")
+    );
+    t.create("person", &["username=p", "address=p@example.com"]);
+}
+
+#[test]
+fn no_texthtml_and_patches_text_plain_on_file_and_patch() {
+    let t = devel_like("det-files", &[]);
+    for class in ["file", "patch"] {
+        let id = t.create(
+            class,
+            &["name=page.html", "type=text/html", "content=<p>x</p>"],
+        );
+        let d = format!("{class}{id}");
+        assert_eq!(t.prop(&d, "type"), s("text/plain"), "{d}");
+        t.call(&admin(), "set", &[&d, "type=image/png"]).unwrap();
+        t.call(&admin(), "set", &[&d, "type=text/html"]).unwrap();
+        assert_eq!(t.prop(&d, "type"), s("text/plain"), "{d} set");
+        let id = t.create(
+            class,
+            &["name=x.py", "type=application/x-python", "content=pass"],
+        );
+        assert_eq!(t.prop(&format!("{class}{id}"), "type"), s("text/plain"));
+        let id = t.create(class, &["name=x.PATCH", "type=a/b", "content=x"]);
+        assert_eq!(
+            t.prop(&format!("{class}{id}"), "type"),
+            s("a/b"),
+            "case matters"
+        );
+        // Roundup's patches_text_plain reads newvalues['name'].
+        let (_, text) = fault(t.call(&admin(), "create", &[class, "content=x"]));
+        assert_eq!(text, "<class 'KeyError'>:'name'");
+    }
+}
+
+#[test]
+fn patches_keyword_on_bug_and_task() {
+    let t = devel_like("det-patchkw", &[]);
+    let diff = t.create("file", &["name=fix.diff", "content=-a\n+b\n"]);
+    let txt = t.create("file", &["name=notes.txt", "content=n"]);
+    let task = t.create("task", &["title=t", &format!("files={diff}")]);
+    assert_eq!(t.prop(&format!("task{task}"), "keywords"), list(&["1"]));
+    // A set adding a patch to a bug keeps the keywords given and adds `patch`.
+    let bug = t.create("bug", &["title=b", &format!("files={txt}")]);
+    let bd = format!("bug{bug}");
+    assert_eq!(t.prop(&bd, "keywords"), list(&[]));
+    t.call(&admin(), "set", &[&bd, "keywords=other"]).unwrap();
+    t.call(&admin(), "set", &[&bd, &format!("files=+{diff}")])
+        .unwrap();
+    assert_eq!(t.prop(&bd, "keywords"), list(&["1", "2"]));
+    // Files already on the item do not count again; removing `patch` sticks.
+    t.call(
+        &admin(),
+        "set",
+        &[&bd, "keywords=other", &format!("files={txt},{diff}")],
+    )
+    .unwrap();
+    assert_eq!(t.prop(&bd, "keywords"), list(&["2"]));
+    // Roundup's KeyError when there is no keyword `patch`.
+    t.call(&admin(), "action", &["retire", "keyword1"]).unwrap();
+    let (_, text) = fault(t.call(
+        &admin(),
+        "create",
+        &["task", "title=u", &format!("files={diff}")],
+    ));
+    assert_eq!(
+        text,
+        "<class 'KeyError'>:'No key (name) value \"patch\" for \"keyword\"'"
+    );
+}
+
+#[test]
+fn python_detectors_are_refused_without_a_runtime() {
+    let t = classic("det-python", &[]);
+    let path = t.dir.join("schema.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "[detectors]\n",
+            "[detectors]\npython = [\"detectors/mine.py\"]\n",
+        ),
+    )
+    .unwrap();
+    let err = roundup_xmlrpc::tracker::Tracker::open(&t.dir, "x").unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("[detectors] python lists 1 Python detector file(s) (detectors/mine.py, ...), but this build cannot run Python detectors"),
+        "{err}"
+    );
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use roundup_xmlrpc::admin::init::init;
 use roundup_xmlrpc::auth::Scheme;
-use roundup_xmlrpc::config::{parse_config, MessagesToAuthor, NosyAdd, Settings};
+use roundup_xmlrpc::config::{parse_config, EmailBody, MessagesToAuthor, NosyAdd, Settings};
 use roundup_xmlrpc::tracker::Tracker;
 
 fn settings(text: &str) -> Settings {
@@ -47,6 +47,11 @@ fn defaults_are_roundups() {
         (MessagesToAuthor::No, NosyAdd::New)
     );
     assert_eq!(s.nosy.add_recipients, NosyAdd::New);
+    assert_eq!(s.mailgw.keep_quoted_text, EmailBody::Yes);
+    assert_eq!(
+        (s.mailgw.eol_re.0.as_str(), s.mailgw.blankline_re.0.as_str()),
+        (r"[\r\n]+", r"[\r\n]+\s*[\r\n]+")
+    );
     assert_eq!((s.mail.port, s.mail.tls), (25, false));
     let p = s.hash_policy();
     assert_eq!(
@@ -67,6 +72,7 @@ fn every_used_option_reaches_the_settings() {
          [mail]\ndomain = example.com\nhost = smtp.example.com\nport = 587\nusername = u\n\
          password = p%%w\ntls = yes\ndebug = mail.log\n\
          [nosy]\nmessages_to_author = nosy\nadd_author = yes\nadd_recipients = no\n\
+         [mailgw]\nkeep_quoted_text = New\neol_re = \\n\nblankline_re = \\n\\n+\n\
          [xmlrpc_server]\npassword_default_scheme = BCRYPT\nbcrypt_cost = 9\n",
     );
     assert_eq!(s.main.database, PathBuf::from("/trackers/demo/data"));
@@ -102,6 +108,11 @@ fn every_used_option_reaches_the_settings() {
     assert_eq!(s.nosy.messages_to_author, MessagesToAuthor::Nosy);
     assert_eq!(s.nosy.add_author, NosyAdd::Yes);
     assert_eq!(s.nosy.add_recipients, NosyAdd::No);
+    assert_eq!(s.mailgw.keep_quoted_text, EmailBody::New);
+    assert_eq!(
+        (s.mailgw.eol_re.0.as_str(), s.mailgw.blankline_re.0.as_str()),
+        ("\\n", "\\n\\n+")
+    );
     assert_eq!(s.server.password_default_scheme, Scheme::Bcrypt);
     assert_eq!(s.server.bcrypt_cost, 9);
     let p = s.hash_policy();
@@ -281,6 +292,9 @@ fn readme_tables_match_the_audit() {
             ("nosy", "messages_to_author"),
             ("nosy", "add_author"),
             ("nosy", "add_recipients"),
+            ("mailgw", "keep_quoted_text"),
+            ("mailgw", "eol_re"),
+            ("mailgw", "blankline_re"),
             ("xmlrpc_server", "password_default_scheme"),
             ("xmlrpc_server", "bcrypt_cost"),
             ("xmlrpc_server", "trusted_proxies"),
@@ -307,5 +321,20 @@ fn readme_tables_match_the_audit() {
             ("nosy", "signature_position"),
             ("nosy", "max_attachment_size"),
         ])
+    );
+}
+
+#[test]
+fn a_mailgw_pattern_our_engine_cannot_compile_is_an_error() {
+    let e = parse_config(
+        "[mailgw]\neol_re = (?<=x)\\n\n",
+        Path::new("/t"),
+        "config.ini",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("config.ini: [mailgw] eol_re: \"(?<=x)\\n\": not a regular expression this server can use"),
+        "{e}"
     );
 }

@@ -48,6 +48,40 @@ pub fn classic(name: &str, settings: &[&str]) -> TestTracker {
     TestTracker { dir, tracker }
 }
 
+/// A new tracker named `name` from the given schema.toml and initial_data.toml
+/// texts (the classic config.ini, with extra `--set` settings). The initial data
+/// should create the admin (`${admin_password}`) and anonymous users first.
+pub fn custom(name: &str, schema: &str, initial_data: &str, settings: &[&str]) -> TestTracker {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let base = std::env::temp_dir().join(format!(
+        "rxs-{name}-{}-c{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&base);
+    let template = base.with_extension("template");
+    let _ = std::fs::remove_dir_all(&template);
+    std::fs::create_dir_all(&template).expect("template directory");
+    std::fs::write(template.join("schema.toml"), schema).expect("schema.toml");
+    std::fs::write(template.join("initial_data.toml"), initial_data).expect("initial_data");
+    let config = roundup_xmlrpc::admin::init::CLASSIC
+        .iter()
+        .find(|(f, _)| *f == "config.ini")
+        .map(|(_, text)| *text)
+        .expect("the classic config.ini");
+    std::fs::write(template.join("config.ini"), config).expect("config.ini");
+    let mut all = vec![
+        "password_pbkdf2_default_rounds=1000".to_string(),
+        "admin_email=admin@example.com".to_string(),
+        "mail_domain=example.com".to_string(),
+    ];
+    all.extend(settings.iter().map(|s| s.to_string()));
+    init(&base, "pw", Some(&template), &all).expect("init the custom tracker");
+    let _ = std::fs::remove_dir_all(&template);
+    let tracker = Tracker::open(&base, name).expect("open the new tracker");
+    TestTracker { dir: base, tracker }
+}
+
 /// The admin user (user1) as the permission checks see it.
 pub fn admin() -> UserCtx {
     UserCtx {

@@ -42,6 +42,17 @@ pub fn audit_user_fields(ctx: &mut Ctx<'_>, id: Option<Id>, changes: &mut Change
             "'Database' object has no attribute 'user'".into(),
         ));
     };
+    // An empty argument arrives as None; Roundup's code trips over it.
+    if changes.props.get("username") == Some(&None) {
+        return Err(Error::TypeError(
+            "expected string or bytes-like object, got 'NoneType'".into(),
+        ));
+    }
+    if changes.props.get("address") == Some(&None) {
+        return Err(Error::TypeError(
+            "argument of type 'NoneType' is not iterable".into(),
+        ));
+    }
     if changes.props.contains("username") {
         let name = text(changes, "username").unwrap_or_default();
         if !USERNAME.is_match(&name) {
