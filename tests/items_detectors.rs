@@ -660,24 +660,3 @@ fn patches_keyword_on_bug_and_task() {
         "<class 'KeyError'>:'No key (name) value \"patch\" for \"keyword\"'"
     );
 }
-
-#[test]
-fn python_detectors_are_refused_without_a_runtime() {
-    let t = classic("det-python", &[]);
-    let path = t.dir.join("schema.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        text.replace(
-            "[detectors]\n",
-            "[detectors]\npython = [\"detectors/mine.py\"]\n",
-        ),
-    )
-    .unwrap();
-    let err = roundup_xmlrpc::tracker::Tracker::open(&t.dir, "x").unwrap_err();
-    assert!(
-        err.to_string()
-            .ends_with("[detectors] python lists 1 Python detector file(s) (detectors/mine.py, ...), but this build cannot run Python detectors"),
-        "{err}"
-    );
-}

@@ -26,6 +26,7 @@ fn defaults_are_roundups() {
     assert_eq!(s.main.password_pbkdf2_default_rounds, 250_000);
     assert_eq!(s.server.password_default_scheme, Scheme::Pbkdf2S5);
     assert_eq!(s.server.bcrypt_cost, 12);
+    assert_eq!((s.server.python.as_deref(), s.server.detector_timeout_sec), (None, 30));
     assert!(s.web.migrate_passwords);
     assert!(!s.web.login_empty_passwords);
     assert_eq!(
@@ -73,7 +74,8 @@ fn every_used_option_reaches_the_settings() {
          password = p%%w\ntls = yes\ndebug = mail.log\n\
          [nosy]\nmessages_to_author = nosy\nadd_author = yes\nadd_recipients = no\n\
          [mailgw]\nkeep_quoted_text = New\neol_re = \\n\nblankline_re = \\n\\n+\n\
-         [xmlrpc_server]\npassword_default_scheme = BCRYPT\nbcrypt_cost = 9\n",
+         [xmlrpc_server]\npassword_default_scheme = BCRYPT\nbcrypt_cost = 9\n\
+         python = /usr/bin/python3.11\ndetector_timeout_sec = 12\n",
     );
     assert_eq!(s.main.database, PathBuf::from("/trackers/demo/data"));
     assert_eq!(s.main.timezone, "Europe/Berlin");
@@ -115,6 +117,8 @@ fn every_used_option_reaches_the_settings() {
     );
     assert_eq!(s.server.password_default_scheme, Scheme::Bcrypt);
     assert_eq!(s.server.bcrypt_cost, 9);
+    assert_eq!(s.server.python.as_deref(), Some("/usr/bin/python3.11"));
+    assert_eq!(s.server.detector_timeout_sec, 12);
     let p = s.hash_policy();
     assert_eq!(
         (p.scheme, p.pbkdf2_rounds, p.bcrypt_cost),
@@ -305,6 +309,8 @@ fn readme_tables_match_the_audit() {
             ("xmlrpc_server", "request_deadline_sec"),
             ("xmlrpc_server", "max_connections_per_address"),
             ("xmlrpc_server", "max_body_bytes_in_flight"),
+            ("xmlrpc_server", "python"),
+            ("xmlrpc_server", "detector_timeout_sec"),
         ])
     );
     assert_eq!(
