@@ -86,7 +86,10 @@ fn admin() -> UserCtx {
 }
 
 fn call(t: &Tracker, method: &str, params: &[&str]) {
-    let params: Vec<Value> = params.iter().map(|p| Value::String(p.to_string())).collect();
+    let params: Vec<Value> = params
+        .iter()
+        .map(|p| Value::String(p.to_string()))
+        .collect();
     api::call(t, &admin(), method, &params).expect("call");
 }
 
@@ -124,7 +127,9 @@ fn main() {
     }
     let mut rows = Vec::new();
     for (label, t) in [("no Python detectors", &plain), ("Python detectors", &py)] {
-        let create = time(n, |i| call(t, "create", &["keyword", &format!("name=k{i}")]));
+        let create = time(n, |i| {
+            call(t, "create", &["keyword", &format!("name=k{i}")])
+        });
         let set = time(n, |i| call(t, "set", &["issue1", &format!("title=t{i}")]));
         let read = time(n, |_| call(t, "display", &["issue1"]));
         rows.push((label, create, set, read));

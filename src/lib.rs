@@ -34,10 +34,14 @@
 //!    flags merged with it for the front end), [`security`] (roles, grants,
 //!    hasPermission), [`error`].
 //! 3. [`sqlite`] (the SQLite backend, Roundup 2.6's layout; further backends sit
-//!    beside it), [`mail`] (nosy mail: message, outbox, delivery thread).
+//!    beside it), [`mail`] (nosy mail: message, outbox, delivery thread),
+//!    [`pyworker`] (the worker process that runs a tracker's own Python detectors:
+//!    process, frames, values).
 //! 4. [`tracker`]: an open tracker (name, directory, schema, security, settings,
 //!    store, outbox).
-//! 5. [`items`] (Roundup's hyperdb operations; the detectors in [`items::detectors`]).
+//! 5. [`items`] (Roundup's hyperdb operations; the detectors in [`items::detectors`],
+//!    Python ones fired through [`items::detectors::python`], whose database calls
+//!    the API layer answers: `api::pydb`, handed down in each call's context).
 //! 6. [`api`] (the method table, [`api::call`], dispatch).
 //! 7. [`app`] (tracker routing, login and limiters; implements
 //!    [`server::RpcHandler`]).

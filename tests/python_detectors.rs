@@ -110,8 +110,15 @@ def init(db):
 fn detectors_refuse_default_add_and_create_with_nested_detectors_and_journal() {
     let t = tracker("py-custom", &[], &[("custom.py", CUSTOM)]);
     let (code, text_) = fault(t.call(&admin(), "create", &["issue", "title=some spam"]));
-    assert_eq!((code, text_.as_str()), (1, "<class 'roundup.exceptions.Reject'>:no spam, please"));
-    assert_eq!(t.call(&admin(), "list", &["issue"]).unwrap(), list(&[]), "rolled back");
+    assert_eq!(
+        (code, text_.as_str()),
+        (1, "<class 'roundup.exceptions.Reject'>:no spam, please")
+    );
+    assert_eq!(
+        t.call(&admin(), "list", &["issue"]).unwrap(),
+        list(&[]),
+        "rolled back"
+    );
 
     let id = t.create("issue", &["title=first"]);
     let d = format!("issue{id}");
@@ -125,7 +132,10 @@ fn detectors_refuse_default_add_and_create_with_nested_detectors_and_journal() {
     // The reactor's msg and its set of the issue (which fires the issue's set
     // detectors: updatenosy adds no author on a set, add_author being `new`).
     assert_eq!(t.prop(&d, "messages"), list(&["1"]));
-    assert_eq!(t.prop("msg1", "content"), s(&format!("issue {id} created by admin")));
+    assert_eq!(
+        t.prop("msg1", "content"),
+        s(&format!("issue {id} created by admin"))
+    );
     assert_eq!(t.prop(&d, "nosy"), list(&[]));
     // Journal rows in execution order, as Roundup writes them.
     let j = t.journal("issue", &id);
@@ -142,7 +152,11 @@ fn detectors_refuse_default_add_and_create_with_nested_detectors_and_journal() {
     // The second issue finds the keyword (stringFind is caseless).
     let id2 = t.create("issue", &["title=second", "priority=critical"]);
     assert_eq!(t.prop(&format!("issue{id2}"), "keyword"), list(&["1"]));
-    assert_eq!(t.prop(&format!("issue{id2}"), "priority"), s("1"), "given: critical");
+    assert_eq!(
+        t.prop(&format!("issue{id2}"), "priority"),
+        s("1"),
+        "given: critical"
+    );
 }
 
 const ERRORS: &str = r#"
@@ -193,7 +207,8 @@ def init(db):
 #[test]
 fn exceptions_become_roundups_faults() {
     let t = tracker("py-errors", &[], &[("errors.py", ERRORS)]);
-    let create = |name: &str| fault(t.call(&admin(), "create", &["keyword", &format!("name={name}")])).1;
+    let create =
+        |name: &str| fault(t.call(&admin(), "create", &["keyword", &format!("name={name}")])).1;
     assert_eq!(create("value"), format!("{USAGE}bad value"));
     assert_eq!(create("key"), "<class 'KeyError'>:'kk'");
     assert_eq!(
@@ -207,13 +222,19 @@ fn exceptions_become_roundups_faults() {
     );
     assert_eq!(create("mine"), "<class 'MyError'>:mine");
     assert_eq!(create("exit"), "<class 'SystemExit'>:3");
-    assert_eq!(create("detector"), "<class 'roundup.roundupdb.DetectorError'>:dd");
+    assert_eq!(
+        create("detector"),
+        "<class 'roundup.roundupdb.DetectorError'>:dd"
+    );
     // A Rust error raised into Python and not caught comes back as itself.
     assert_eq!(
         create("lookup"),
         "<class 'KeyError'>:'No key (name) value \"nope\" for \"status\"'"
     );
-    assert_eq!(create("badlink"), format!("{USAGE}new property \"name\" not a string"));
+    assert_eq!(
+        create("badlink"),
+        format!("{USAGE}new property \"name\" not a string")
+    );
     assert_eq!(
         create("attr"),
         "<class 'AttributeError'>:'NoneType' object has no attribute 'foo'"
@@ -254,7 +275,10 @@ fn python_and_builtin_detectors_fire_in_roundups_order() {
     let t = tracker("py-order", &[], &[("order.py", ORDER)]);
     // (1, first) < (100, aaa) < (100, presetunread: status unread) < (100, zzz)
     let id = t.create("issue", &["title=x"]);
-    assert_eq!(t.prop(&format!("issue{id}"), "title"), s("x first aaa:None zzz:1"));
+    assert_eq!(
+        t.prop(&format!("issue{id}"), "title"),
+        s("x first aaa:None zzz:1")
+    );
 }
 
 const TYPES: &str = r#"
@@ -319,8 +343,11 @@ fn values_cross_as_roundups_types_and_the_db_answers_like_roundups() {
     )
     .expect("write");
     std::fs::create_dir_all(t.dir.join("detectors")).expect("detectors/");
-    std::fs::rename(t.dir.join("detectors-config.tmp"), t.dir.join("detectors/config.ini"))
-        .expect("config.ini");
+    std::fs::rename(
+        t.dir.join("detectors-config.tmp"),
+        t.dir.join("detectors/config.ini"),
+    )
+    .expect("config.ini");
     let (_, schema) = install(&t.dir, &[("types.py", TYPES)]);
     std::fs::write(t.dir.join("schema.toml"), schema).expect("schema.toml");
     let tracker = Tracker::open(&t.dir, "py-types").unwrap_or_else(|e| panic!("open: {e}"));
@@ -332,7 +359,12 @@ fn values_cross_as_roundups_types_and_the_db_answers_like_roundups() {
     assert_eq!(joe.id, 3);
     t.create(
         "msg",
-        &["content=hello", "author=1", "recipients=1,3", "date=2020-01-02.03:04:05"],
+        &[
+            "content=hello",
+            "author=1",
+            "recipients=1,3",
+            "date=2020-01-02.03:04:05",
+        ],
     );
     t.call(&admin(), "set", &["user1", "password=sekrit"])
         .expect("password set");
@@ -361,15 +393,26 @@ fn roundups_mail_goes_through_the_outbox_after_commit() {
         &[("mail.py", MAIL)],
     );
     let joe = t.user("joe", "User");
-    let m = t.create("msg", &["content=Hello from joe", &format!("author={}", joe.id)]);
+    let m = t.create(
+        "msg",
+        &["content=Hello from joe", &format!("author={}", joe.id)],
+    );
     let (_, f) = fault(t.call(
         &admin(),
         "create",
-        &["issue", "title=fail after mail", &format!("messages={m}"), "nosy=1"],
+        &[
+            "issue",
+            "title=fail after mail",
+            &format!("messages={m}"),
+            "nosy=1",
+        ],
     ));
     assert_eq!(f, format!("{USAGE}no"));
     assert!(t.outbox().is_empty(), "a rolled-back call queues nothing");
-    t.create("issue", &["title=mailed", &format!("messages={m}"), "nosy=1"]);
+    t.create(
+        "issue",
+        &["title=mailed", &format!("messages={m}"), "nosy=1"],
+    );
     let queued = t.outbox();
     assert_eq!(queued.len(), 1, "{queued:?}");
     let mail = from_queue_file(&std::fs::read_to_string(&queued[0]).expect("read")).expect("mail");
@@ -409,16 +452,32 @@ def init(db):
 
 #[test]
 fn a_crashing_or_hanging_detector_fails_only_its_call() {
-    let t = tracker("py-isolation", &["xmlrpc_server_detector_timeout_sec=2"], &[("bad.py", MISBEHAVE)]);
+    let t = tracker(
+        "py-isolation",
+        &["xmlrpc_server_detector_timeout_sec=2"],
+        &[("bad.py", MISBEHAVE)],
+    );
     let rt = t.tracker.python.clone().expect("a worker");
     let ok = |name: &str| t.create("keyword", &[&format!("name={name}")]);
     ok("before");
     let cases: [(&str, &str, Duration); 5] = [
         ("exit", "exited with status 3", Duration::from_secs(2)),
-        ("nested-exit", "exited with status 3", Duration::from_secs(2)),
+        (
+            "nested-exit",
+            "exited with status 3",
+            Duration::from_secs(2),
+        ),
         ("segfault", "killed by signal 11", Duration::from_secs(2)),
-        ("hang", "ran past the call's deadline", Duration::from_secs(5)),
-        ("spin", "ran past the call's deadline", Duration::from_secs(5)),
+        (
+            "hang",
+            "ran past the call's deadline",
+            Duration::from_secs(5),
+        ),
+        (
+            "spin",
+            "ran past the call's deadline",
+            Duration::from_secs(5),
+        ),
     ];
     for (name, why, within) in cases {
         let start = Instant::now();
@@ -433,12 +492,22 @@ fn a_crashing_or_hanging_detector_fails_only_its_call() {
         assert!(took < within, "{name} took {took:?}");
         // The next call works (with a new worker), and nothing of the failed one stayed.
         let id = ok(&format!("after-{name}"));
-        assert_eq!(t.prop(&format!("keyword{id}"), "name"), s(&format!("after-{name}")));
+        assert_eq!(
+            t.prop(&format!("keyword{id}"), "name"),
+            s(&format!("after-{name}"))
+        );
     }
     let names = t.call(&admin(), "list", &["keyword"]).unwrap();
     assert_eq!(
         names,
-        list(&["before", "after-exit", "after-nested-exit", "after-segfault", "after-hang", "after-spin"])
+        list(&[
+            "before",
+            "after-exit",
+            "after-nested-exit",
+            "after-segfault",
+            "after-hang",
+            "after-spin"
+        ])
     );
     // print() goes to the log, not into the protocol.
     ok("print");
@@ -462,8 +531,12 @@ fn reads_never_use_the_worker() {
         params.extend(p);
         let _ = t.call(&admin(), params[0], &params[1..]);
     }
-    t.call_v(&admin(), "filter", &[s("issue"), Value::Nil, Value::Struct(vec![])])
-        .expect("filter");
+    t.call_v(
+        &admin(),
+        "filter",
+        &[s("issue"), Value::Nil, Value::Struct(vec![])],
+    )
+    .expect("filter");
     assert_eq!(rt.leases(), before, "reads borrowed the worker");
     // A write on a class without Python detectors does not either.
     t.create("status", &["name=new-status", "order=9"]);
@@ -475,7 +548,13 @@ fn reads_never_use_the_worker() {
 #[test]
 fn a_tracker_whose_detectors_cannot_run_does_not_open() {
     let t = classic("py-start", &[]);
-    let (_, schema) = install(&t.dir, &[("broken.py", "def init(db):\n    db.nosuchclass.audit('create', init)\n")]);
+    let (_, schema) = install(
+        &t.dir,
+        &[(
+            "broken.py",
+            "def init(db):\n    db.nosuchclass.audit('create', init)\n",
+        )],
+    );
     std::fs::write(t.dir.join("schema.toml"), &schema).expect("schema.toml");
     let config = t.dir.join("config.ini");
     let python_is = |p: &str| {
@@ -483,19 +562,30 @@ fn a_tracker_whose_detectors_cannot_run_does_not_open() {
     };
 
     python_is("/nonexistent/python3");
-    let e = Tracker::open(&t.dir, "py-start").expect_err("no interpreter").to_string();
-    assert!(e.contains("cannot run the Python interpreter /nonexistent/python3"), "{e}");
+    let e = Tracker::open(&t.dir, "py-start")
+        .expect_err("no interpreter")
+        .to_string();
+    assert!(
+        e.contains("cannot run the Python interpreter /nonexistent/python3"),
+        "{e}"
+    );
 
     python_is(&python());
-    let e = Tracker::open(&t.dir, "py-start").expect_err("broken init").to_string();
+    let e = Tracker::open(&t.dir, "py-start")
+        .expect_err("broken init")
+        .to_string();
     assert!(e.contains("loading the Python detectors failed"), "{e}");
     assert!(e.contains("AttributeError: nosuchclass"), "{e}");
 
     std::fs::write(t.dir.join("detectors/broken.py"), "def init(db:\n").expect("write");
-    let e = Tracker::open(&t.dir, "py-start").expect_err("syntax error").to_string();
+    let e = Tracker::open(&t.dir, "py-start")
+        .expect_err("syntax error")
+        .to_string();
     assert!(e.contains("SyntaxError"), "{e}");
 
     std::fs::remove_file(t.dir.join("detectors/broken.py")).expect("rm");
-    let e = Tracker::open(&t.dir, "py-start").expect_err("missing file").to_string();
+    let e = Tracker::open(&t.dir, "py-start")
+        .expect_err("missing file")
+        .to_string();
     assert!(e.contains("detectors/broken.py: no such file"), "{e}");
 }

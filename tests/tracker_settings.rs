@@ -26,7 +26,10 @@ fn defaults_are_roundups() {
     assert_eq!(s.main.password_pbkdf2_default_rounds, 250_000);
     assert_eq!(s.server.password_default_scheme, Scheme::Pbkdf2S5);
     assert_eq!(s.server.bcrypt_cost, 12);
-    assert_eq!((s.server.python.as_deref(), s.server.detector_timeout_sec), (None, 30));
+    assert_eq!(
+        (s.server.python.as_deref(), s.server.detector_timeout_sec),
+        (None, 30)
+    );
     assert!(s.web.migrate_passwords);
     assert!(!s.web.login_empty_passwords);
     assert_eq!(

@@ -152,7 +152,12 @@ fn ids(ctx: &mut Ctx<'_>, cn: &str, retired: &J) -> Result<J> {
     let ids: Vec<Id> = match retired {
         J::Bool(false) => ctx.tx.list(&class)?,
         J::Number(n) if n.as_i64() == Some(0) => ctx.tx.list(&class)?,
-        J::Null => ctx.tx.all_ids(&class)?.into_iter().map(|(i, _)| i).collect(),
+        J::Null => ctx
+            .tx
+            .all_ids(&class)?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect(),
         _ => ctx
             .tx
             .all_ids(&class)?
@@ -195,11 +200,13 @@ fn find(ctx: &mut Ctx<'_>, cn: &str, spec: &J) -> Result<J> {
                 ids,
                 null,
             }),
-            PropType::Multilink { .. } if !ids.is_empty() => queries.push(vec![Cond::MultilinkIn {
-                prop: prop.to_string(),
-                ids,
-                empty: false,
-            }]),
+            PropType::Multilink { .. } if !ids.is_empty() => {
+                queries.push(vec![Cond::MultilinkIn {
+                    prop: prop.to_string(),
+                    ids,
+                    empty: false,
+                }])
+            }
             PropType::Multilink { .. } => {}
             _ => {
                 return Err(Error::TypeError(format!(
@@ -231,16 +238,19 @@ fn string_find(ctx: &mut Ctx<'_>, cn: &str, spec: &J) -> Result<J> {
     for pair in spec.as_array().map(Vec::as_slice).unwrap_or_default() {
         let prop = pair.get(0).and_then(J::as_str).unwrap_or_default();
         let want = pair.get(1).and_then(J::as_str).unwrap_or_default();
-        if !matches!(class.prop(prop).map(|p| &p.kind), Some(PropType::String { .. })) {
+        if !matches!(
+            class.prop(prop).map(|p| &p.kind),
+            Some(PropType::String { .. })
+        ) {
             return Err(Error::TypeError(format!("'{prop}' not a String property")));
         }
         let matching: BTreeSet<Id> = ctx
             .tx
             .column(&class, prop)?
             .into_iter()
-            .filter(|(_, v)| {
-                matches!(v, Some(PropValue::String(s)) if s.to_ascii_lowercase() == want)
-            })
+            .filter(
+                |(_, v)| matches!(v, Some(PropValue::String(s)) if s.to_ascii_lowercase() == want),
+            )
             .map(|(id, _)| id)
             .collect();
         result = Some(match result {
@@ -281,7 +291,10 @@ fn filter(ctx: &mut Ctx<'_>, cn: &str, args: &[J]) -> Result<J> {
     let class = class(ctx, cn)?;
     let search_matches = match args.get(1) {
         Some(J::Array(ids)) => {
-            let ids: Vec<Id> = ids.iter().filter_map(|i| i.as_str().and_then(parse_id)).collect();
+            let ids: Vec<Id> = ids
+                .iter()
+                .filter_map(|i| i.as_str().and_then(parse_id))
+                .collect();
             if ids.is_empty() {
                 return Ok(J::Array(Vec::new()));
             }
@@ -304,14 +317,21 @@ fn filter(ctx: &mut Ctx<'_>, cn: &str, args: &[J]) -> Result<J> {
     }
     let mut extra = Vec::new();
     for (prop, v) in pairs(args.get(5)) {
-        if !matches!(class.prop(&prop).map(|p| &p.kind), Some(PropType::String { .. })) {
+        if !matches!(
+            class.prop(&prop).map(|p| &p.kind),
+            Some(PropType::String { .. })
+        ) {
             return Err(Error::ValueError(format!(
                 "exact_match_spec: {prop} is not a String property of {cn} (only those \
                  are supported in detectors run by roundup-xmlrpc-server)"
             )));
         }
         let values: Vec<String> = match &v {
-            J::Array(items) => items.iter().filter_map(J::as_str).map(str::to_string).collect(),
+            J::Array(items) => items
+                .iter()
+                .filter_map(J::as_str)
+                .map(str::to_string)
+                .collect(),
             J::String(s) => vec![s.clone()],
             _ => Vec::new(),
         };
@@ -324,7 +344,10 @@ fn filter(ctx: &mut Ctx<'_>, cn: &str, args: &[J]) -> Result<J> {
     }
     let ids = super::filter::query(ctx, &class, &spec_refs, sortattr, search_matches, extra)?;
     let offset = args.get(7).and_then(J::as_u64).unwrap_or(0) as usize;
-    let limit = args.get(6).and_then(J::as_u64).map_or(usize::MAX, |l| l as usize);
+    let limit = args
+        .get(6)
+        .and_then(J::as_u64)
+        .map_or(usize::MAX, |l| l as usize);
     Ok(J::Array(
         ids.into_iter()
             .skip(offset)

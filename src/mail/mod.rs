@@ -255,10 +255,7 @@ fn send_smtp(m: &OutgoingMail, host: &str, settings: &Settings) -> Result<(), Ma
 
 /// The SMTP transport of `[mail]` (STARTTLS when `[mail] tls`, AUTH when
 /// `[mail] username` is set).
-fn smtp_transport(
-    host: &str,
-    settings: &Settings,
-) -> Result<lettre::SmtpTransport, MailError> {
+fn smtp_transport(host: &str, settings: &Settings) -> Result<lettre::SmtpTransport, MailError> {
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::SmtpTransport;
     let mut transport = if settings.mail.tls {

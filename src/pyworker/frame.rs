@@ -108,9 +108,7 @@ impl FrameReader {
             match r.read(&mut chunk) {
                 Ok(0) => return Err(PipeError::Closed),
                 Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    wait(r, PollFlags::IN, deadline)?
-                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => wait(r, PollFlags::IN, deadline)?,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(PipeError::Io(e)),
             }

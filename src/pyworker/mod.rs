@@ -146,7 +146,10 @@ struct Process {
 impl Process {
     /// The last lines the worker wrote to its standard error.
     fn stderr_tail(&self) -> String {
-        let tail = self.stderr_tail.lock().unwrap_or_else(PoisonError::into_inner);
+        let tail = self
+            .stderr_tail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         tail.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
@@ -329,7 +332,10 @@ fn start(spawn: &Spawn) -> Result<(Process, Vec<Registration>, String), String> 
                 _ => format!("it {how}"),
             };
             return Err(if tail.is_empty() {
-                format!("the Python detector worker ({}) failed: {why}", spawn.python)
+                format!(
+                    "the Python detector worker ({}) failed: {why}",
+                    spawn.python
+                )
             } else {
                 format!(
                     "the Python detector worker ({}) failed: {why}:\n{tail}",
@@ -673,7 +679,9 @@ impl Lease<'_> {
     /// Sends one frame.
     pub fn send(&mut self, msg: &J, deadline: Instant) -> Result<(), WorkerError> {
         let Some(p) = self.process.as_mut() else {
-            return Err(WorkerError::Died("the Python detector worker was stopped".into()));
+            return Err(WorkerError::Died(
+                "the Python detector worker was stopped".into(),
+            ));
         };
         send_frame(p, msg, deadline).map_err(|e| self.lost(e))
     }
@@ -681,7 +689,9 @@ impl Lease<'_> {
     /// Receives one frame.
     pub fn recv(&mut self, deadline: Instant) -> Result<J, WorkerError> {
         let Some(p) = self.process.as_mut() else {
-            return Err(WorkerError::Died("the Python detector worker was stopped".into()));
+            return Err(WorkerError::Died(
+                "the Python detector worker was stopped".into(),
+            ));
         };
         recv_frame(p, deadline).map_err(|e| self.lost(e))
     }

@@ -105,12 +105,14 @@ pub fn decode(prop: &str, kind: &PropType, v: &J) -> Result<Option<PropValue>, E
     }
     let bad = |what: &str| Error::TypeError(format!("new property \"{prop}\" not {what}"));
     Ok(Some(match kind {
-        PropType::String { .. } => PropValue::String(
-            v.as_str().ok_or_else(|| bad("a string"))?.to_string(),
-        ),
-        PropType::Password => {
-            PropValue::Password(tagged(v, "$p").ok_or_else(|| bad("a Password"))?.to_string())
+        PropType::String { .. } => {
+            PropValue::String(v.as_str().ok_or_else(|| bad("a string"))?.to_string())
         }
+        PropType::Password => PropValue::Password(
+            tagged(v, "$p")
+                .ok_or_else(|| bad("a Password"))?
+                .to_string(),
+        ),
         PropType::Date => PropValue::Date(
             tagged(v, "$d")
                 .and_then(Date::from_serialised)
@@ -163,8 +165,14 @@ mod tests {
 
     #[test]
     fn every_type_round_trips() {
-        round_trip(PropType::String { indexme: false }, PropValue::String("é\"x".into()));
-        round_trip(PropType::Password, PropValue::Password("{PBKDF2S5}1$ab$cd".into()));
+        round_trip(
+            PropType::String { indexme: false },
+            PropValue::String("é\"x".into()),
+        );
+        round_trip(
+            PropType::Password,
+            PropValue::Password("{PBKDF2S5}1$ab$cd".into()),
+        );
         let d = Date::from_serialised("20240102030405.678").expect("date");
         round_trip(PropType::Date, PropValue::Date(d));
         let i = Interval::from_stored("- 1d 2:03:04").expect("interval");
@@ -186,10 +194,22 @@ mod tests {
 
     #[test]
     fn stored_style_matches_roundups_sqlite_reads() {
-        assert_eq!(encode(Some(&PropValue::Boolean(true)), Style::Stored), json!(1));
-        assert_eq!(encode(Some(&PropValue::Number(3.0)), Style::Stored), json!(3));
-        assert_eq!(encode(Some(&PropValue::Number(3.5)), Style::Stored), json!(3.5));
-        assert_eq!(encode(Some(&PropValue::Number(3.0)), Style::NewValues), json!(3.0));
+        assert_eq!(
+            encode(Some(&PropValue::Boolean(true)), Style::Stored),
+            json!(1)
+        );
+        assert_eq!(
+            encode(Some(&PropValue::Number(3.0)), Style::Stored),
+            json!(3)
+        );
+        assert_eq!(
+            encode(Some(&PropValue::Number(3.5)), Style::Stored),
+            json!(3.5)
+        );
+        assert_eq!(
+            encode(Some(&PropValue::Number(3.0)), Style::NewValues),
+            json!(3.0)
+        );
     }
 
     #[test]
@@ -220,7 +240,10 @@ mod tests {
             decode("nosy", &ml, &json!(["3", "1", "3"])),
             Ok(Some(PropValue::Multilink(vec![1, 3])))
         );
-        assert_eq!(decode("nosy", &ml, &J::Null), Ok(Some(PropValue::Multilink(vec![]))));
+        assert_eq!(
+            decode("nosy", &ml, &J::Null),
+            Ok(Some(PropValue::Multilink(vec![])))
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ use crate::hyperdb::date::Date;
 use crate::schema::{ClassDef, PropType, Schema};
 use crate::store::FilterQuery;
 use crate::store::{
-    Id, Item, JournalEntry, JournalRow, Multilinks, PropValue, Result, Store, StoreError, Tx, Values,
-    OUTBOX_DIR,
+    Id, Item, JournalEntry, JournalRow, Multilinks, PropValue, Result, Store, StoreError, Tx,
+    Values, OUTBOX_DIR,
 };
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::ops::{Deref, DerefMut};

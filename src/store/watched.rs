@@ -5,8 +5,8 @@ use crate::hyperdb::date::Date;
 use crate::schema::ClassDef;
 
 use super::{
-    FilterQuery, Id, Interrupter, Item, JournalEntry, JournalRow, Multilinks, PropValue, Result, StoreError,
-    Tx, Values,
+    FilterQuery, Id, Interrupter, Item, JournalEntry, JournalRow, Multilinks, PropValue, Result,
+    StoreError, Tx, Values,
 };
 
 /// A transaction bound to a call's [`Deadline`]: each operation fails with

@@ -137,7 +137,7 @@ pub fn audit(
     handles: &[u64],
     changes: Option<&mut Changes>,
 ) -> Result<()> {
-    let values = changes.as_deref().map(|c| newvalues(c));
+    let values = changes.as_deref().map(newvalues);
     let reply = fire(ctx, class, event, id, handles, values)?;
     if let Some(changes) = changes {
         *changes = decode_changes(class, &reply)?;
@@ -214,7 +214,9 @@ pub fn decode_changes(class: &ClassDef, reply: &J) -> Result<Changes> {
             };
             continue;
         }
-        let prop = class.prop(name).ok_or_else(|| Error::KeyError(name.to_string()))?;
+        let prop = class
+            .prop(name)
+            .ok_or_else(|| Error::KeyError(name.to_string()))?;
         out.props.insert(name, value::decode(name, &prop.kind, v)?);
     }
     Ok(out)
@@ -261,8 +263,8 @@ fn fire(
             ctx.python.session = SESSIONS.fetch_add(1, Ordering::Relaxed);
         }
         let limit = *ctx.python.limit.get_or_insert_with(|| {
-            let own = Instant::now()
-                + Duration::from_secs(tracker.settings.server.detector_timeout_sec);
+            let own =
+                Instant::now() + Duration::from_secs(tracker.settings.server.detector_timeout_sec);
             ctx.python.deadline.map_or(own, |d| d.min(own))
         });
         let lease = runtime.lease(limit).map_err(|e| {
@@ -279,7 +281,11 @@ fn fire(
         class.name,
         id.map(value::id_text),
         values,
-        [ctx.python.session, value::id_text(ctx.user.id), ctx.user.username],
+        [
+            ctx.python.session,
+            value::id_text(ctx.user.id),
+            ctx.user.username
+        ],
     ]);
     ctx.python.depth += 1;
     let result = exchange(ctx, frame);
@@ -301,7 +307,9 @@ fn limit(ctx: &Ctx<'_>) -> Instant {
 fn send(ctx: &mut Ctx<'_>, msg: &J) -> Result<()> {
     let at = limit(ctx);
     let lease = ctx.python.lease.as_mut().ok_or_else(|| {
-        worker_error(WorkerError::Died("the Python detector worker was stopped".into()))
+        worker_error(WorkerError::Died(
+            "the Python detector worker was stopped".into(),
+        ))
     })?;
     lease.send(msg, at).map_err(|e| fatal(ctx, worker_error(e)))
 }
@@ -309,7 +317,9 @@ fn send(ctx: &mut Ctx<'_>, msg: &J) -> Result<()> {
 fn recv(ctx: &mut Ctx<'_>) -> Result<J> {
     let at = limit(ctx);
     let lease = ctx.python.lease.as_mut().ok_or_else(|| {
-        worker_error(WorkerError::Died("the Python detector worker was stopped".into()))
+        worker_error(WorkerError::Died(
+            "the Python detector worker was stopped".into(),
+        ))
     })?;
     lease.recv(at).map_err(|e| fatal(ctx, worker_error(e)))
 }
@@ -329,13 +339,21 @@ fn exchange(ctx: &mut Ctx<'_>, frame: J) -> Result<J> {
     send(ctx, &frame)?;
     loop {
         let mut msg = recv(ctx)?;
-        let tag = msg.get(0).and_then(J::as_str).unwrap_or_default().to_string();
+        let tag = msg
+            .get(0)
+            .and_then(J::as_str)
+            .unwrap_or_default()
+            .to_string();
         match tag.as_str() {
             "ok" => return Ok(msg.get_mut(1).map(J::take).unwrap_or(J::Null)),
             "err" => return Err(raised(ctx, msg.get(1).unwrap_or(&J::Null))),
             "call" => {
                 let args = msg.as_array().map(|a| a.as_slice()).unwrap_or_default();
-                let method = args.get(1).and_then(J::as_str).unwrap_or_default().to_string();
+                let method = args
+                    .get(1)
+                    .and_then(J::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let args = args.get(2..).unwrap_or_default().to_vec();
                 let result = match ctx.python.service {
                     Some(serve) => serve(ctx, &method, &args),
@@ -410,10 +428,7 @@ fn raised(ctx: &mut Ctx<'_>, payload: &J) -> Error {
 /// itself if Python lets it through. Failures of the daemon are also recorded
 /// as fatal: the call fails even if a detector swallows them.
 fn error_payload(ctx: &mut Ctx<'_>, e: Error) -> J {
-    if let Error::Python {
-        token: Some(t), ..
-    } = &e
-    {
+    if let Error::Python { token: Some(t), .. } = &e {
         return json!({ "pytoken": t });
     }
     let (class, msg) = match &e {
@@ -431,7 +446,10 @@ fn error_payload(ctx: &mut Ctx<'_>, e: Error) -> J {
         Error::Python { message, .. } => ("RuntimeError", message.clone()),
         other => {
             ctx.python.fatal.get_or_insert_with(|| other.clone());
-            ("RuntimeError", "the database failed; the call will be rolled back".into())
+            (
+                "RuntimeError",
+                "the database failed; the call will be rolled back".into(),
+            )
         }
     };
     let token = ctx.python.rust_errors.len();

@@ -343,15 +343,13 @@ impl Registry {
     /// detectors (after the built-ins: ties of priority and name fire built-ins
     /// first).
     pub fn of(tracker: &Tracker) -> &Registry {
-        let any = tracker
-            .detectors
-            .get_or_init(|| {
-                let mut r = Registry::builtin(&tracker.schema);
-                if let Some(runtime) = &tracker.python {
-                    super::python::register(&mut r, runtime);
-                }
-                Box::new(r)
-            });
+        let any = tracker.detectors.get_or_init(|| {
+            let mut r = Registry::builtin(&tracker.schema);
+            if let Some(runtime) = &tracker.python {
+                super::python::register(&mut r, runtime);
+            }
+            Box::new(r)
+        });
         match any.downcast_ref::<Registry>() {
             Some(r) => r,
             // Only this module fills the slot, always with a Registry.
