@@ -849,7 +849,10 @@ def _begin(session):
 def fire(handles, event, classname, nodeid, values, session):
     """Runs a run of consecutive detectors on one dict, as Roundup passes one
     newvalues dict from auditor to auditor."""
-    _begin(session)
+    try:
+        _begin(session)     # runs registerClearCacheCallback callbacks
+    except BaseException as e:
+        return _error_frame(e, traceback.format_exc())
     Session.cache = {}
     cl = DB.classes[classname]
     if values is not None:
