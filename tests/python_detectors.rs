@@ -445,6 +445,12 @@ def audit(db, cl, nodeid, newvalues):
         sys.stdout.write('more\n')
     if what == 'nested-exit':
         db.keyword.create(name='exit')
+    if what == 'garbage':
+        import __main__
+        __main__._wout.write(b'\x00\x00\x00\x05notjs')
+    if what == 'huge':
+        import __main__
+        __main__._wout.write(b'\xff\xff\xff\xff')
 
 def init(db):
     db.keyword.audit('create', audit)
@@ -460,8 +466,10 @@ fn a_crashing_or_hanging_detector_fails_only_its_call() {
     let rt = t.tracker.python.clone().expect("a worker");
     let ok = |name: &str| t.create("keyword", &[&format!("name={name}")]);
     ok("before");
-    let cases: [(&str, &str, Duration); 5] = [
+    let cases: [(&str, &str, Duration); 7] = [
         ("exit", "exited with status 3", Duration::from_secs(2)),
+        ("garbage", "not a JSON frame", Duration::from_secs(2)),
+        ("huge", "is over the limit", Duration::from_secs(2)),
         (
             "nested-exit",
             "exited with status 3",
@@ -503,6 +511,8 @@ fn a_crashing_or_hanging_detector_fails_only_its_call() {
         list(&[
             "before",
             "after-exit",
+            "after-garbage",
+            "after-huge",
             "after-nested-exit",
             "after-segfault",
             "after-hang",

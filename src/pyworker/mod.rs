@@ -711,3 +711,106 @@ impl Drop for Lease<'_> {
         self.rt.freed.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spawn(python: &str) -> Spawn {
+        Spawn {
+            tracker: "t".into(),
+            python: python.into(),
+            home: std::env::temp_dir(),
+            hello: json!({"schema": [], "roles": [], "files": []}),
+        }
+    }
+
+    #[test]
+    fn a_missing_interpreter_is_named() {
+        let e = Runtime::start(spawn("/nonexistent/python3")).expect_err("no such file");
+        assert!(
+            e.starts_with("cannot run the Python interpreter /nonexistent/python3: ")
+                && e.contains("[xmlrpc_server] python"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_interpreter_that_exits_at_once_is_reported_with_its_status() {
+        let e = Runtime::start(spawn("false")).expect_err("exits");
+        assert_eq!(
+            e,
+            "the Python detector worker (false) failed: it exited with status 1"
+        );
+    }
+
+    #[test]
+    fn registrations_must_be_well_formed() {
+        let ok = json!([[0, "issue", "audit", "create", 100, "f", "detectors/a.py", 3]]);
+        let regs = parse_registrations(&ok).expect("parses");
+        assert_eq!(
+            regs,
+            [Registration {
+                handle: 0,
+                class: "issue".into(),
+                kind: Kind::Audit,
+                event: Event::Create,
+                priority: 100,
+                name: "f".into(),
+                file: "detectors/a.py".into(),
+                line: 3,
+            }]
+        );
+        let big = json!([[
+            0,
+            "issue",
+            "audit",
+            "create",
+            1u64 << 40,
+            "f",
+            "detectors/a.py",
+            3
+        ]]);
+        assert_eq!(
+            parse_registrations(&big).expect_err("priority"),
+            "detectors/a.py: detector 'f' has a priority that is not a 32-bit integer"
+        );
+        let bad = json!([[0, "issue", "audit", "destroy", 100, "f", "x", 1]]);
+        assert!(parse_registrations(&bad).is_err());
+    }
+
+    #[test]
+    fn the_configured_interpreter_wins() {
+        assert_eq!(
+            interpreter(Some("/opt/py/bin/python3")),
+            "/opt/py/bin/python3"
+        );
+    }
+
+    #[test]
+    fn hello_describes_the_schema_as_roundups_classes() {
+        let schema = crate::schema::parse_schema(
+            "[class.user]\nkey = \"username\"\n\
+             properties = { username = \"String\", password = \"Password\", roles = \"String\" }\n\
+             [class.doc]\nkind = \"FileClass\"\n\
+             properties = { owner = { type = \"Link\", to = \"user\", do_journal = false } }\n",
+            "schema.toml",
+        )
+        .expect("schema");
+        let h = hello(&schema, &["detectors/a.py".into()]);
+        assert_eq!(h["files"], json!(["detectors/a.py"]));
+        let doc = &h["schema"][1];
+        assert_eq!(
+            (doc["name"].as_str(), doc["kind"].as_str()),
+            (Some("doc"), Some("FileClass"))
+        );
+        let owner = doc["props"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p[0] == "owner"))
+            .expect("owner");
+        assert_eq!(owner[1]["type"], "Link");
+        assert_eq!(owner[1]["to"], "user");
+        assert_eq!(owner[1]["do_journal"], false);
+        assert_eq!(h["schema"][0]["key"], "username");
+    }
+}
