@@ -297,8 +297,8 @@ pub struct XmlrpcServerConfig {
     /// `python`: the interpreter that runs the tracker's Python detectors (default:
     /// the `ROUNDUP_PYTHON` environment variable, else `python3`).
     pub python: Option<String>,
-    /// `detector_timeout_sec`: time the Python detectors of one call may take in
-    /// all (default 30; the call's deadline applies too).
+    /// `detector_timeout_sec`: time a run of Python detectors (with what is nested
+    /// in it) may take (default 30; the call's deadline applies too).
     pub detector_timeout_sec: u64,
 }
 

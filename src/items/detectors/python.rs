@@ -262,11 +262,12 @@ fn fire(
         if ctx.python.session == 0 {
             ctx.python.session = SESSIONS.fetch_add(1, Ordering::Relaxed);
         }
-        let limit = *ctx.python.limit.get_or_insert_with(|| {
-            let own =
-                Instant::now() + Duration::from_secs(tracker.settings.server.detector_timeout_sec);
-            ctx.python.deadline.map_or(own, |d| d.min(own))
-        });
+        // Each run of Python detectors (with everything nested in it) has
+        // `detector_timeout_sec`, within the call's own deadline.
+        let own =
+            Instant::now() + Duration::from_secs(tracker.settings.server.detector_timeout_sec);
+        let limit = ctx.python.deadline.map_or(own, |d| d.min(own));
+        ctx.python.limit = Some(limit);
         let lease = runtime.lease(limit).map_err(|e| {
             let e = worker_error(e);
             ctx.python.fatal.get_or_insert_with(|| e.clone());
