@@ -35,8 +35,9 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use md5::Md5;
-use rand::rngs::OsRng;
-use rand::{Rng, RngCore};
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
+use rand::{Rng, RngExt};
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
@@ -469,6 +470,13 @@ fn crypt3(pw: &[u8], data: &str) -> Option<String> {
     computed.ok().map(|h| h.as_str().to_owned())
 }
 
+/// The operating system's random number generator: salts come straight from it
+/// (Roundup's from the `secrets` module). A failure to read it panics: there is no
+/// safe way to go on without randomness.
+fn os_rng() -> UnwrapErr<SysRng> {
+    UnwrapErr(SysRng)
+}
+
 /// Hashes `plaintext` with `scheme` and a fresh random salt, returning `{SCHEME}data`
 /// exactly as Roundup would write it, so Python Roundup can verify it.
 ///
@@ -488,21 +496,23 @@ fn hash_with(scheme: Scheme, plaintext: &str, pbkdf2_rounds: u32, bcrypt_cost: u
         Scheme::Pbkdf2S5 | Scheme::Pbkdf2 => {
             let rounds = pbkdf2_rounds.clamp(MIN_PBKDF2_ROUNDS, MAX_PBKDF2_ROUNDS);
             let mut salt = [0u8; PBKDF2_SALT_LEN];
-            OsRng.fill_bytes(&mut salt);
+            os_rng().fill_bytes(&mut salt);
             let digest = pbkdf2_digest(scheme, pw, &salt, rounds);
             format!("{rounds}${}${}", h64_encode(&salt), h64_encode(&digest))
         }
         Scheme::Ssha => {
             // Roundup: randbelow(52 - 36) + 36 bytes.
-            let mut salt = vec![0u8; OsRng.gen_range(36..52)];
-            OsRng.fill_bytes(&mut salt);
+            let mut rng = os_rng();
+            let mut salt = vec![0u8; rng.random_range(36..52)];
+            rng.fill_bytes(&mut salt);
             ssha(pw, &salt)
         }
         Scheme::Sha => hex(&Sha1::digest(pw)),
         Scheme::Md5 => hex(&Md5::digest(pw)),
         Scheme::Crypt => {
+            let mut rng = os_rng();
             let salt: String = (0..2)
-                .map(|_| char::from(CRYPT_SALT_CHARS[OsRng.gen_range(0..CRYPT_SALT_CHARS.len())]))
+                .map(|_| char::from(CRYPT_SALT_CHARS[rng.random_range(0..CRYPT_SALT_CHARS.len())]))
                 .collect();
             #[allow(deprecated)] // DES crypt is deprecated, but it is what Roundup writes.
             let h = crypt3_rs::crypt::unix::hash_with(&salt, pw)
