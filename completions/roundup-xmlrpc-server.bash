@@ -35,7 +35,7 @@ _roundup__xmlrpc__server() {
 
     case "${cmd}" in
         roundup__xmlrpc__server)
-            opts="-i -p -e -V -h --version --instance --port --bind --trusted-proxy --forwarded-header --encoding --verbose --help init demo convert-schema completions"
+            opts="-i -p -e -V -h --version --instance --port --bind --trusted-proxy --forwarded-header --max-connections-per-address --max-body-bytes-in-flight --encoding --verbose --help init demo convert-schema completions"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -67,6 +67,14 @@ _roundup__xmlrpc__server() {
                     ;;
                 --forwarded-header)
                     COMPREPLY=($(compgen -W "x-forwarded-for forwarded" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-connections-per-address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-body-bytes-in-flight)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --encoding)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_roundup_xmlrpc_server_global_optspecs
-    string join \n version i/instance= p/port= bind= trusted-proxy= forwarded-header= e/encoding= V/verbose h/help
+    string join \n version i/instance= p/port= bind= trusted-proxy= forwarded-header= max-connections-per-address= max-body-bytes-in-flight= e/encoding= V/verbose h/help
 end
 
 function __fish_roundup_xmlrpc_server_needs_command
@@ -30,6 +30,8 @@ complete -c roundup-xmlrpc-server -n "__fish_roundup_xmlrpc_server_needs_command
 complete -c roundup-xmlrpc-server -n "__fish_roundup_xmlrpc_server_needs_command" -l trusted-proxy -d 'Believe the forwarding header of requests from this proxy (repeatable)' -r
 complete -c roundup-xmlrpc-server -n "__fish_roundup_xmlrpc_server_needs_command" -l forwarded-header -d 'The header the trusted proxies put the client address in' -r -f -a "x-forwarded-for\t'X-Forwarded-For: client, proxy1, ... (nginx, Apache, HAProxy, most load balancers)'
 forwarded\t'RFC 7239 Forwarded: for=client, for=proxy1, ...'"
+complete -c roundup-xmlrpc-server -n "__fish_roundup_xmlrpc_server_needs_command" -l max-connections-per-address -d 'Most connections open at once from one client address (0: no cap)' -r
+complete -c roundup-xmlrpc-server -n "__fish_roundup_xmlrpc_server_needs_command" -l max-body-bytes-in-flight -d 'Most request-body bytes held in memory at once, over all requests' -r
 complete -c roundup-xmlrpc-server -n "__fish_roundup_xmlrpc_server_needs_command" -s e -l encoding -d 'Accepted for compatibility with Roundup\'s server, and ignored' -r
 complete -c roundup-xmlrpc-server -n "__fish_roundup_xmlrpc_server_needs_command" -l version -d 'Print the version and exit'
 complete -c roundup-xmlrpc-server -n "__fish_roundup_xmlrpc_server_needs_command" -s V -l verbose -d 'Log more: -V debug, -VV trace (the default is info)'

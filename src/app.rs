@@ -1,21 +1,28 @@
-//! The application behind the HTTP front end: finds the tracker for the path,
-//! authenticates the caller, decodes the call, dispatches it in a transaction and
-//! encodes the answer. Its [`App::handle`] is the top of the request path.
+//! The application behind the HTTP front end, in two steps. [`RpcHandler::authorize`]
+//! runs on the request head alone: it finds the tracker for the path (exact path
+//! rules, see [`rpc_path`]), authenticates the caller, applies the call-rate limit and
+//! checks `Xmlrpc Access`, so that callers who may not call get their answer before
+//! their body is read. The session it returns then decodes the body, dispatches the
+//! call in transactions bound to the request [`Deadline`] and encodes the answer.
 
 use crate::api;
 use crate::auth::{self, CredentialCache, Credentials, LoginLimiter, RetryAfter};
+use crate::deadline::{Deadline, WatchedTx};
 use crate::detectors::mail;
 use crate::dispatch::{self, Methods};
 use crate::error::{decode_fault, Error};
-use crate::http::{RpcHandler, RpcRequest, RpcResponse};
+use crate::http::{Authorization, RpcCall, RpcHandler, RpcHead, RpcResponse};
 use crate::items::{self, Changes, Ctx};
+use crate::log::{field, method_list};
 use crate::security::{split_roles, UserCtx};
 use crate::store::{Multilinks, PropValue, Tx};
 use crate::tracker::Tracker;
 use crate::xmlrpc::{self, Fault, Limits, MethodCall, Value};
+use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONNECTION, RETRY_AFTER};
 use hyper::StatusCode;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -154,36 +161,69 @@ impl App {
         }
     }
 
-    /// The tracker a request path reaches: its first segment names the tracker
-    /// (case-insensitively); `/` and `/xmlrpc` reach the default tracker.
-    fn route(&self, path: &str) -> Option<&Mounted> {
-        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-        let first = percent_decode(first).to_lowercase();
-        if self.default_root && (first.is_empty() || first == "xmlrpc") {
-            return self.mounted.first();
+    /// The tracker a request path reaches (see [`rpc_path`]); names match
+    /// case-insensitively, `/` and `/xmlrpc` reach the default tracker.
+    fn route(&self, path: &str) -> Option<usize> {
+        match rpc_path(path)? {
+            RpcPath::Root if self.default_root && !self.mounted.is_empty() => Some(0),
+            RpcPath::Root => None,
+            RpcPath::Tracker(name) => self.mounted.iter().position(|m| m.name == name),
         }
-        self.mounted.iter().find(|m| m.name == first)
     }
 }
 
-/// Decodes `%XX` escapes (invalid ones are kept as they are).
-fn percent_decode(s: &str) -> String {
+/// What an RPC path names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RpcPath {
+    /// `/` or `/xmlrpc`: the default tracker (`-i`).
+    Root,
+    /// `/<name>`, `/<name>/` or `/<name>/xmlrpc`: the tracker with this (percent-decoded,
+    /// lower-cased) name.
+    Tracker(String),
+}
+
+/// The path rules: exactly `/`, `/xmlrpc`, `/<name>`, `/<name>/` and `/<name>/xmlrpc`
+/// serve calls. Anything else is `None` (404): more segments, empty or dot segments,
+/// a name with an invalid or undecodable percent escape, or one that decodes to a
+/// slash, backslash, control character, `.` or `..`.
+pub fn rpc_path(path: &str) -> Option<RpcPath> {
+    if path == "/" || path == "/xmlrpc" {
+        return Some(RpcPath::Root);
+    }
+    let rest = path.strip_prefix('/')?;
+    let (raw, tail) = match rest.split_once('/') {
+        Some((name, tail)) => (name, Some(tail)),
+        None => (rest, None),
+    };
+    if !matches!(tail, None | Some("") | Some("xmlrpc")) {
+        return None;
+    }
+    let name = percent_decode_strict(raw)?;
+    let bad = |c: char| c == '/' || c == '\\' || c.is_control();
+    if name.is_empty() || name == "." || name == ".." || name.chars().any(bad) {
+        return None;
+    }
+    Some(RpcPath::Tracker(name.to_lowercase()))
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
+fn percent_decode_strict(s: &str) -> Option<String> {
     let hex = |c: u8| (c as char).to_digit(16);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 1 && i + 2 <= b.len().saturating_sub(1) {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%' {
+            let high = hex(*b.get(i + 1)?)?;
+            let low = hex(*b.get(i + 2)?)?;
+            out.push(u8::try_from(high * 16 + low).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
         }
-        out.push(b[i]);
-        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).ok()
 }
 
 fn xml_response(body: Vec<u8>) -> RpcResponse {
@@ -274,6 +314,21 @@ fn plain(status: StatusCode, text: &str) -> RpcResponse {
         content_type: "text/plain; charset=utf-8",
         body: format!("{text}\n").into_bytes(),
     }
+}
+
+/// The answer to a call that passed its deadline before committing anything: 503,
+/// as the HTTP layer answers when it gives up on a call first.
+fn deadline_exceeded() -> RpcResponse {
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "request deadline exceeded");
+    response
+        .headers
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The fault of a (multicall sub-)call stopped by the deadline.
+fn overdue_error() -> Error {
+    Error::Internal("request deadline exceeded; the call was rolled back".into())
 }
 
 /// Why a login failed.
@@ -537,28 +592,55 @@ fn user_ctx(user: &crate::store::Item, username: String) -> UserCtx {
     }
 }
 
-/// The Roundup methods of one tracker, run as one user.
+/// The Roundup methods of one tracker, run as one user, each in its own transaction
+/// bound to the request deadline.
 struct TrackerMethods<'a> {
     tracker: &'a Tracker,
     user: &'a UserCtx,
-    /// The read transaction the login ran in, for the first read-only method to
-    /// reuse (one snapshot and one BEGIN for the login and a single read call).
-    login_tx: Option<Box<dyn Tx + 'a>>,
+    deadline: &'a Deadline,
+    /// Set when a call was refused or rolled back because of the deadline.
+    overdue: bool,
 }
 
 impl TrackerMethods<'_> {
     fn run(&mut self, method: &api::Method, params: &[Value]) -> Result<Value, Error> {
         let store = &self.tracker.store;
-        let mut tx = match self.login_tx.take() {
-            Some(tx) if !method.writes => tx,
-            _ if method.writes => store.write()?,
-            _ => store.read()?,
+        if self.deadline.passed() {
+            self.overdue = true;
+            return Err(overdue_error());
+        }
+        let raw = if method.writes {
+            store.write()?
+        } else {
+            store.read()?
         };
+        let mut tx = Box::new(WatchedTx::new(raw, self.deadline));
         let (result, outbox, burned) = {
             let mut ctx = Ctx::new(&mut *tx, self.tracker, self.user);
             let r = (method.run)(&mut ctx, params);
             (r, ctx.outbox, ctx.burned_ids)
         };
+        // The mail is written to the outbox by this transaction (before the commit
+        // decision, so the commit itself is the last step) and sent by the tracker's
+        // delivery thread: no mail server delays the answer.
+        let result = match result {
+            Ok(v) if method.writes => mail::queue(&mut *tx, &outbox, &self.tracker.settings)
+                .map(|()| v)
+                .map_err(Error::from),
+            other => other,
+        };
+        // Past the deadline, whatever the method made of its interrupted reads is
+        // not trusted: a write is rolled back, a read answered as overdue.
+        let overdue = if method.writes {
+            result.is_ok() && !self.deadline.begin_commit()
+        } else {
+            self.deadline.passed()
+        } || (result.is_err() && self.deadline.passed());
+        if overdue {
+            drop(tx);
+            self.overdue = true;
+            return Err(overdue_error());
+        }
         let value = match result {
             Ok(v) => v,
             Err(e) => {
@@ -570,9 +652,6 @@ impl TrackerMethods<'_> {
             }
         };
         if method.writes {
-            // The mail is written to the outbox by this transaction and sent by the
-            // tracker's delivery thread: no mail server delays the answer.
-            mail::queue(&mut *tx, &outbox, &self.tracker.settings)?;
             tx.commit()?;
             if !outbox.is_empty() {
                 self.tracker.outbox.wake();
@@ -607,7 +686,7 @@ impl Methods for TrackerMethods<'_> {
         };
         self.run(method, params).map_err(|e| {
             if let Error::Store(detail) | Error::ReadOnlyStore(detail) = &e {
-                tracing::error!(tracker = %self.tracker.name, method = name, error = %detail, "storage failure");
+                tracing::error!(tracker = %self.tracker.name, method = %field(name), error = %field(detail), "storage failure");
             }
             e.to_fault()
         })
@@ -626,12 +705,12 @@ impl Methods for TrackerMethods<'_> {
     }
 }
 
-/// The method names of a call, for the log (`system.multicall` lists its calls).
-fn call_names(call: &MethodCall) -> String {
+/// The sub-call names of a `system.multicall` (empty for other calls), for the log.
+fn multicall_names(call: &MethodCall) -> Vec<&str> {
     if call.name != "system.multicall" {
-        return call.name.clone();
+        return Vec::new();
     }
-    let inner: Vec<&str> = match call.params.first() {
+    match call.params.first() {
         Some(Value::Array(calls)) => calls
             .iter()
             .filter_map(|c| match c {
@@ -643,8 +722,18 @@ fn call_names(call: &MethodCall) -> String {
             })
             .collect(),
         _ => Vec::new(),
-    };
-    format!("system.multicall[{}]", inner.join(","))
+    }
+}
+
+/// A caller [`RpcHandler::authorize`] let through: the tracker, the user, and what
+/// the log line needs. Holds no transaction while the body is read.
+struct Session {
+    app: Arc<App>,
+    /// Index of the tracker in [`App::mounted`].
+    tracker: usize,
+    user: UserCtx,
+    peer: SocketAddr,
+    started: Instant,
 }
 
 impl RpcHandler for App {
@@ -652,41 +741,56 @@ impl RpcHandler for App {
         self.route(path).is_some()
     }
 
-    fn handle(&self, req: RpcRequest) -> RpcResponse {
+    fn authorize(self: Arc<Self>, head: RpcHead) -> Authorization {
+        match self.check_caller(head) {
+            Ok(session) => Authorization::Call(Box::new(session)),
+            Err(refusal) => Authorization::Refuse(*refusal),
+        }
+    }
+}
+
+impl App {
+    /// [`RpcHandler::authorize`]: the session of an allowed caller, or the answer.
+    fn check_caller(self: Arc<Self>, head: RpcHead) -> Result<Session, Box<RpcResponse>> {
         let started = Instant::now();
-        let Some(m) = self.route(&req.path) else {
-            return plain(StatusCode::NOT_FOUND, "no tracker at this path");
+        let Some(index) = self.route(&head.path) else {
+            return Err(Box::new(plain(
+                StatusCode::NOT_FOUND,
+                "no tracker at this path",
+            )));
         };
-        let header = req.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+        let m = &self.mounted[index];
+        let header = head.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
         let creds = match auth::parse_authorization(header) {
             Ok(c) => c,
             Err(e) => {
-                tracing::info!(peer = %req.peer, error = %e, "malformed Authorization header");
-                return plain(StatusCode::BAD_REQUEST, "malformed Authorization header");
+                tracing::info!(peer = %head.peer, error = %e, "malformed Authorization header");
+                return Err(Box::new(plain(
+                    StatusCode::BAD_REQUEST,
+                    "malformed Authorization header",
+                )));
             }
         };
-        let peer = req.peer.ip().to_string();
+        let peer = head.peer.ip().to_string();
         let tracker = &*m.tracker;
-        let mut login_tx = match tracker.store.read() {
-            Ok(tx) => tx,
-            Err(e) => {
-                tracing::error!(tracker = %m.name, error = %e, "cannot read users");
-                return fault_response(&Error::from(e).to_fault());
-            }
+        // The login's read transaction ends here, before the body is read.
+        let login = match tracker.store.read() {
+            Ok(mut tx) => self.login(m, &creds, &peer, &mut *tx),
+            Err(e) => Err(LoginError::Store(e.to_string())),
         };
-        let user = match self.login(m, &creds, &peer, &mut *login_tx) {
+        let user = match login {
             Ok(u) => u,
             Err(LoginError::Invalid) => {
-                tracing::info!(peer = %req.peer, tracker = %m.name, "invalid login");
-                return invalid_user(&req.path);
+                tracing::info!(peer = %head.peer, tracker = %m.name, "invalid login");
+                return Err(Box::new(invalid_user(&head.path)));
             }
             Err(LoginError::Limited(r)) => {
-                tracing::warn!(peer = %req.peer, tracker = %m.name, "failed-login limit reached");
-                return too_many(r, &m.limiter);
+                tracing::warn!(peer = %head.peer, tracker = %m.name, "failed-login limit reached");
+                return Err(Box::new(too_many(r, &m.limiter)));
             }
             Err(LoginError::Store(e)) => {
-                tracing::error!(tracker = %m.name, error = %e, "cannot read users");
-                return fault_response(&Error::Store(e).to_fault());
+                tracing::error!(tracker = %m.name, error = %field(&e), "cannot read users");
+                return Err(Box::new(fault_response(&Error::Store(e).to_fault())));
             }
         };
         // The optional call-rate limit (a GCRA cell per call, like the failed-login
@@ -697,45 +801,77 @@ impl RpcHandler for App {
             format!("CALL-USER{}", user.username)
         };
         if let Err(r) = m.call_limiter.take(&call_key, Instant::now()) {
-            tracing::warn!(peer = %req.peer, user = %user.username, "call-rate limit reached");
-            return too_many_calls(r, &m.call_limiter);
+            tracing::warn!(peer = %head.peer, user = %field(&user.username), "call-rate limit reached");
+            return Err(Box::new(too_many_calls(r, &m.call_limiter)));
         }
-        let call = match xmlrpc::decode_request(&req.body, &self.limits) {
+        if !tracker
+            .security
+            .has_permission_static(&user, "Xmlrpc Access", None, None)
+        {
+            tracing::info!(
+                peer = %head.peer,
+                user = %field(&user.username),
+                outcome = "fault 403",
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "refused: no Xmlrpc Access"
+            );
+            return Err(Box::new(fault_response(&Error::Forbidden.to_fault())));
+        }
+        Ok(Session {
+            app: Arc::clone(&self),
+            tracker: index,
+            user,
+            peer: head.peer,
+            started,
+        })
+    }
+}
+
+impl RpcCall for Session {
+    fn call(self: Box<Self>, body: Bytes, deadline: &Deadline) -> RpcResponse {
+        let app = &*self.app;
+        let tracker = &*app.mounted[self.tracker].tracker;
+        let call = match xmlrpc::decode_request(&body, &app.limits) {
             Ok(c) => c,
             Err(e) => {
                 // The error text may quote client data (a password in a badly typed
                 // field): log only the kind of failure.
-                tracing::info!(peer = %req.peer, user = %user.username, code = e.fault_code(), "bad request document");
+                tracing::info!(peer = %self.peer, user = %field(&self.user.username), code = e.fault_code(), "bad request document");
                 return fault_response(&decode_fault(&e));
             }
         };
-        // A write (or a multicall, whose calls each get their own transaction)
-        // should not keep the login's snapshot open.
-        let reuse = call.name != "system.multicall"
-            && api::method(&call.name).is_some_and(|method| !method.writes);
-        let outcome = if !tracker
-            .security
-            .has_permission_static(&user, "Xmlrpc Access", None, None)
-        {
-            Err(Error::Forbidden.to_fault())
-        } else {
-            let mut methods = TrackerMethods {
-                tracker,
-                user: &user,
-                login_tx: reuse.then_some(login_tx),
-            };
-            dispatch::dispatch(&mut methods, &call)
+        drop(body);
+        let mut methods = TrackerMethods {
+            tracker,
+            user: &self.user,
+            deadline,
+            overdue: false,
         };
+        let outcome = dispatch::dispatch(&mut methods, &call);
+        let names = multicall_names(&call);
+        let methods_logged = method_list(&call.name, &names);
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        if methods.overdue && !deadline.committed() {
+            tracing::warn!(
+                peer = %self.peer,
+                user = %field(&self.user.username),
+                method = %methods_logged,
+                outcome = "deadline exceeded; rolled back",
+                ms,
+                "call"
+            );
+            return deadline_exceeded();
+        }
         let (body, result) = match &outcome {
             Ok(v) => (xmlrpc::encode_response(v), "ok".to_string()),
             Err(f) => (xmlrpc::encode_fault(f), format!("fault {}", f.code)),
         };
         tracing::info!(
-            peer = %req.peer,
-            user = %user.username,
-            method = %call_names(&call),
+            peer = %self.peer,
+            user = %field(&self.user.username),
+            method = %methods_logged,
             outcome = %result,
-            ms = started.elapsed().as_secs_f64() * 1000.0,
+            ms,
             "call"
         );
         xml_response(body)
@@ -769,5 +905,58 @@ mod tests {
         assert_ne!(a.pair, c.pair);
         assert_eq!(a.user, c.user);
         assert_eq!(a.peer, b.peer);
+    }
+
+    fn tracker(name: &str) -> Option<RpcPath> {
+        Some(RpcPath::Tracker(name.to_string()))
+    }
+
+    #[test]
+    fn the_five_path_shapes_are_served() {
+        assert_eq!(rpc_path("/"), Some(RpcPath::Root));
+        assert_eq!(rpc_path("/xmlrpc"), Some(RpcPath::Root));
+        assert_eq!(rpc_path("/demo"), tracker("demo"));
+        assert_eq!(rpc_path("/demo/"), tracker("demo"));
+        assert_eq!(rpc_path("/demo/xmlrpc"), tracker("demo"));
+        // Names match case-insensitively and may be percent-encoded.
+        assert_eq!(rpc_path("/DeMo/xmlrpc"), tracker("demo"));
+        assert_eq!(rpc_path("/d%65mo"), tracker("demo"));
+        assert_eq!(rpc_path("/my%20tracker/"), tracker("my tracker"));
+        assert_eq!(rpc_path("/syst%C3%A8me"), tracker("système"));
+        // Only a tracker named "xmlrpc" is at /xmlrpc/ (the default one is at /xmlrpc).
+        assert_eq!(rpc_path("/xmlrpc/"), tracker("xmlrpc"));
+    }
+
+    #[test]
+    fn every_other_path_is_refused() {
+        for path in [
+            "",
+            "demo",
+            "//",
+            "//demo",
+            "/demo/anything",
+            "/demo/xmlrpc/",
+            "/demo/xmlrpc/x",
+            "/demo/XMLRPC",
+            "/demo//xmlrpc",
+            "/demo/../../etc/passwd",
+            "/../../etc/passwd",
+            "/..",
+            "/.",
+            "/%2e%2e",
+            "/%2E",
+            "/demo%2fxmlrpc",
+            "/demo%2Fxmlrpc",
+            "/demo%5cxmlrpc",
+            "/demo%00",
+            "/demo%0a",
+            "/%zz",
+            "/demo%",
+            "/demo%4",
+            "/%ff%fe",
+            "/demo/%2e%2e/xmlrpc",
+        ] {
+            assert_eq!(rpc_path(path), None, "{path:?}");
+        }
     }
 }

@@ -291,6 +291,27 @@ pub struct ServeArgs {
         default_value_t = ForwardedHeaderArg::XForwardedFor
     )]
     pub forwarded_header: ForwardedHeaderArg,
+    /// Most connections open at once from one client address (0: no cap).
+    ///
+    /// Counted by TCP peer address (IPv6: per /64 network) when the connection is
+    /// accepted; more get "503 Service Unavailable" with Retry-After and are closed
+    /// without being read. Connections from trusted proxies (--trusted-proxy) are not
+    /// counted, since all their clients share their address. Default: the smallest
+    /// max_connections_per_address of the trackers' config.ini [xmlrpc_server]
+    /// sections, else 64.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Most request-body bytes held in memory at once, over all requests.
+    ///
+    /// A request's body is reserved before it is read (its Content-Length, or chunk by
+    /// chunk; a gunzipped copy as it grows); a request that does not fit gets "503
+    /// Service Unavailable" with Retry-After. Bodies are read only after the caller
+    /// has been authenticated and found to hold the Xmlrpc Access permission. When it
+    /// is below the largest accepted body, that limit is lowered to it. Default: the
+    /// smallest max_body_bytes_in_flight of the trackers' config.ini [xmlrpc_server]
+    /// sections, else 67108864 (64 MiB).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_body_bytes_in_flight: Option<u64>,
     /// Accepted for compatibility with Roundup's server, and ignored.
     ///
     /// Requests and answers are always UTF-8.

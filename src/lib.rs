@@ -19,7 +19,9 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod cli;
+pub mod deadline;
 pub mod detectors;
 pub mod dispatch;
 pub mod error;
@@ -27,6 +29,7 @@ pub mod failpoint;
 pub mod http;
 pub mod hyperdb;
 pub mod items;
+pub mod log;
 pub mod security;
 pub mod server;
 pub mod store;

@@ -279,6 +279,13 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
         ..ServerConfig::default()
     };
     let bind = apply_daemon_options(&mut config, &trackers)?;
+    if let Some(n) = args.max_connections_per_address {
+        config.max_connections_per_address = n;
+    }
+    if let Some(n) = args.max_body_bytes_in_flight {
+        config.max_body_bytes_in_flight = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    fit_body_limit_to_budget(&mut config);
     let default_root = args.instance.is_some();
     let addr = SocketAddr::new(
         args.bind.or(bind.map(|b| b.ip())).unwrap_or(DEFAULT_BIND),
@@ -296,16 +303,35 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
 const DEFAULT_BIND: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const DEFAULT_PORT: u16 = 8000;
 
+/// A body larger than the body budget could never be read: lower the body limits to
+/// the budget (413 above it, instead of 503 forever).
+fn fit_body_limit_to_budget(config: &mut ServerConfig) {
+    let budget = config.max_body_bytes_in_flight;
+    if config.max_body_bytes > budget || config.max_decoded_body_bytes > budget {
+        tracing::warn!(
+            max_body_bytes_in_flight = budget,
+            max_request_bytes = config.max_body_bytes,
+            "the largest accepted request body is lowered to the body budget"
+        );
+        config.max_body_bytes = config.max_body_bytes.min(budget);
+        config.max_decoded_body_bytes = config.max_decoded_body_bytes.min(budget);
+    }
+}
+
 /// Applies the daemon-wide options of the trackers' config.ini `[xmlrpc_server]`
-/// sections to `config`: the smallest `max_connections`, `max_request_bytes` and
-/// `request_timeout_sec` any tracker sets (one process serves them all, so the
-/// strictest wins). Returns the first tracker's `bind`, for the command line to
-/// override.
+/// sections to `config`: the smallest `max_connections`, `max_request_bytes`,
+/// `request_timeout_sec`, `max_connections_per_address` (0, no cap, counts as the
+/// largest), `max_body_bytes_in_flight` and `request_deadline_sec` any tracker sets
+/// (one process serves them all, so the strictest wins). Returns the first
+/// tracker's `bind`, for the command line to override.
 fn apply_daemon_options(
     config: &mut ServerConfig,
     trackers: &[Arc<Tracker>],
 ) -> Result<Option<SocketAddr>, Fatal> {
     let mut bind = None;
+    let mut per_address: Option<usize> = None;
+    let mut budget: Option<usize> = None;
+    let mut deadline: Option<Duration> = None;
     for (i, tracker) in trackers.iter().enumerate() {
         let conf = config::load_config(&tracker.dir)
             .map_err(|e| Fatal::new(exit::BAD_CONFIG, e.to_string()))?;
@@ -325,6 +351,29 @@ fn apply_daemon_options(
             config.header_read_timeout = config.header_read_timeout.min(t);
             config.body_read_timeout = config.body_read_timeout.min(t);
         }
+        if let Some(n) = server.max_connections_per_address {
+            per_address = Some(match (per_address, n) {
+                (None, n) | (Some(0), n) => n,
+                (Some(m), 0) => m,
+                (Some(m), n) => m.min(n),
+            });
+        }
+        if let Some(n) = server.max_body_bytes_in_flight {
+            budget = Some(budget.map_or(n, |b: usize| b.min(n)));
+        }
+        if let Some(secs) = server.request_deadline_sec {
+            let t = std::time::Duration::from_secs(secs);
+            deadline = Some(deadline.map_or(t, |d: Duration| d.min(t)));
+        }
+    }
+    if let Some(n) = per_address {
+        config.max_connections_per_address = n;
+    }
+    if let Some(n) = budget {
+        config.max_body_bytes_in_flight = n;
+    }
+    if let Some(t) = deadline {
+        config.request_deadline = t;
     }
     Ok(bind)
 }

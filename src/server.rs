@@ -1,5 +1,6 @@
-//! The listener loop: connection cap, read/idle timeouts, graceful shutdown, and the
-//! trusted-proxy rules that decide which address a request is attributed to.
+//! The listener loop: connection caps (overall and per client address), read/idle
+//! timeouts, graceful shutdown, and the trusted-proxy rules that decide which address
+//! a request is attributed to.
 //!
 //! [`run`] takes an already bound listener (so `main` and the tests share it) and a
 //! shutdown future. Each accepted connection is served by hyper's HTTP/1 state machine
@@ -13,6 +14,7 @@
 //! that is pending when the phase's deadline passes, which makes hyper close the
 //! connection.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -34,7 +36,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
 
-use crate::http::{RpcHandler, RpcService};
+use crate::budget::ByteBudget;
+use crate::http::{RpcHandler, RpcService, Shared};
 
 /// How long a connection that must be closed with request bytes still unread keeps
 /// reading (and discarding) them, so the client sees the error response instead of a
@@ -54,6 +57,17 @@ Retry-After: 1\r\n\
 Connection: close\r\n\
 \r\n\
 too many connections\n";
+
+/// The canned answer to a connection from an address that already has
+/// [`ServerConfig::max_connections_per_address`] connections open.
+const OVER_ADDRESS_CAP_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Server: roundup-xmlrpc-server\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 39\r\n\
+Retry-After: 1\r\n\
+Connection: close\r\n\
+\r\n\
+too many connections from this address\n";
 
 /// Pause after a failed `accept()` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -93,9 +107,22 @@ pub struct ServerConfig {
     /// Maximum number of open connections. Connections accepted above the cap get a
     /// best-effort `503` and are closed at once, without reading the request.
     pub max_connections: usize,
-    /// Deadline for one request once its body is read: waiting for a handler slot plus
-    /// running the handler. On expiry the client gets `503`; a handler that is already
-    /// running finishes in the background (its slot stays taken until it does).
+    /// Maximum number of open connections from one client address (IPv4 address, or
+    /// IPv6 /64 network), counted by TCP peer at accept time; above it the same `503`
+    /// as for [`ServerConfig::max_connections`]. Trusted proxies are exempt (all their
+    /// clients share their address; the overall cap still applies). 0: no cap.
+    pub max_connections_per_address: usize,
+    /// Request bodies (as received, plus gunzipped copies) held in memory at once, over
+    /// all requests, in bytes. A body is reserved before it is read (its
+    /// `Content-Length`, or chunk by chunk); a request that does not fit gets `503`
+    /// with `Retry-After`. Keep it at least [`ServerConfig::max_body_bytes`], or the
+    /// largest requests can never be served.
+    pub max_body_bytes_in_flight: usize,
+    /// Deadline for one request: for its authorization (from the head), and again for
+    /// the call once its body is read (waiting for a handler slot plus running it). A
+    /// call that has not started to commit by then is abandoned: the client gets `503`
+    /// at once, its read is interrupted and its write rolled back. A call that started
+    /// to commit before the deadline is always answered.
     pub request_deadline: Duration,
     /// Maximum number of handler calls running at once on blocking threads; further
     /// requests wait (within their deadline) for a slot.
@@ -128,6 +155,8 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_address: 64,
+            max_body_bytes_in_flight: 64 << 20,
             request_deadline: Duration::from_secs(60),
             max_blocking_handlers: 8,
             shutdown_grace: Duration::from_secs(10),
@@ -152,8 +181,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let config = Arc::new(config);
-    let blocking = Arc::new(Semaphore::new(config.max_blocking_handlers.max(1)));
+    let shared = Arc::new(Shared {
+        handler,
+        config: Arc::clone(&config),
+        blocking: Arc::new(Semaphore::new(config.max_blocking_handlers.max(1))),
+        budget: ByteBudget::new(config.max_body_bytes_in_flight),
+    });
     let connection_slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let address_slots = Arc::new(AddressSlots::new(config.max_connections_per_address));
+    let mut address_rejected_since_warn: u64 = 0;
+    let mut last_address_warn: Option<Instant> = None;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut builder = http1::Builder::new();
     builder
@@ -202,21 +239,43 @@ pub async fn run(
             }
             continue;
         };
+        let trusted = config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(tcp_peer.ip()));
+        let address_slot = if trusted {
+            None
+        } else {
+            match address_slots.try_acquire(tcp_peer.ip()) {
+                Ok(slot) => slot,
+                Err(()) => {
+                    let _ = stream.try_write(OVER_ADDRESS_CAP_RESPONSE);
+                    drop(stream);
+                    address_rejected_since_warn += 1;
+                    if last_address_warn.is_none_or(|at| at.elapsed() >= CAP_WARN_INTERVAL) {
+                        warn!(
+                            peer = %tcp_peer.ip(),
+                            max_connections_per_address = config.max_connections_per_address,
+                            rejected = address_rejected_since_warn,
+                            "per-address connection cap reached; rejecting its new connections"
+                        );
+                        last_address_warn = Some(Instant::now());
+                        address_rejected_since_warn = 0;
+                    }
+                    continue;
+                }
+            }
+        };
         // Latency matters more than packet count for small RPC answers.
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(ConnActivity::new());
         let io = TokioIo::new(DeadlineIo::new(stream, Arc::clone(&activity), &config));
-        let service = RpcService::new(
-            Arc::clone(&handler),
-            Arc::clone(&config),
-            Arc::clone(&blocking),
-            tcp_peer,
-            activity,
-        );
+        let service = RpcService::new(Arc::clone(&shared), tcp_peer, activity);
         let builder = Arc::clone(&builder);
         let mut stop = stop_rx.clone();
         connections.spawn(async move {
             let _slot = slot;
+            let _address_slot = address_slot;
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
             let result = tokio::select! {
@@ -254,6 +313,80 @@ pub async fn run(
 /// Writes the canned 503 if the socket accepts it right away; never blocks.
 fn reject_over_capacity(stream: &TcpStream) {
     let _ = stream.try_write(OVER_CAPACITY_RESPONSE);
+}
+
+/// Open connections per client address, for
+/// [`ServerConfig::max_connections_per_address`]. IPv6 peers are counted per /64, the
+/// smallest network a single host usually gets.
+#[derive(Debug)]
+struct AddressSlots {
+    limit: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted in [`AddressSlots`]; uncounted on drop.
+#[derive(Debug)]
+struct AddressSlot {
+    slots: Arc<AddressSlots>,
+    key: IpAddr,
+}
+
+impl AddressSlots {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The counting key of a peer address: IPv4 as is, IPv6 its /64.
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => IpAddr::from((u128::from(v6) & !u128::from(u64::MAX)).to_be_bytes()),
+            v4 => v4,
+        }
+    }
+
+    /// Counts one more connection from `ip`: `Ok(None)` without a cap, `Err` when
+    /// the address is at its cap.
+    fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Option<AddressSlot>, ()> {
+        if self.limit == 0 {
+            return Ok(None);
+        }
+        let key = Self::key(ip);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.limit {
+            return Err(());
+        }
+        *count += 1;
+        Ok(Some(AddressSlot {
+            slots: Arc::clone(self),
+            key,
+        }))
+    }
+
+    #[cfg(test)]
+    fn open_from(&self, ip: IpAddr) -> usize {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.get(&Self::key(ip)).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// A network (address plus prefix length) of trusted proxies, e.g. `10.0.0.0/8`,
@@ -916,6 +1049,55 @@ mod tests {
         );
         let got = resolve_peer(addr("10.0.0.1:5"), &map, &[net("10.0.0.0/8")], XFF);
         assert_eq!(got, addr("10.0.0.1:5"));
+    }
+
+    #[test]
+    fn address_slots_cap_each_address() {
+        let slots = Arc::new(AddressSlots::new(2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let a1 = slots.try_acquire(a).unwrap().expect("counted");
+        let _a2 = slots.try_acquire(a).unwrap().expect("counted");
+        assert!(slots.try_acquire(a).is_err(), "third from a");
+        // v4-mapped IPv6 is the same client.
+        assert!(slots
+            .try_acquire("::ffff:192.0.2.1".parse().unwrap())
+            .is_err());
+        let _b1 = slots.try_acquire(b).unwrap().expect("other address");
+        drop(a1);
+        assert_eq!(slots.open_from(a), 1);
+        let _a3 = slots.try_acquire(a).unwrap().expect("freed slot");
+        assert!(slots.try_acquire(a).is_err());
+    }
+
+    #[test]
+    fn address_slots_count_ipv6_per_64() {
+        let slots = Arc::new(AddressSlots::new(1));
+        let _x = slots
+            .try_acquire("2001:db8:1:2::1".parse().unwrap())
+            .unwrap();
+        assert!(slots
+            .try_acquire("2001:db8:1:2:ffff::9".parse().unwrap())
+            .is_err());
+        assert!(slots
+            .try_acquire("2001:db8:1:3::1".parse().unwrap())
+            .is_ok());
+    }
+
+    #[test]
+    fn address_slots_zero_is_no_cap_and_entries_are_freed() {
+        let none = Arc::new(AddressSlots::new(0));
+        let ip: IpAddr = "10.1.1.1".parse().unwrap();
+        for _ in 0..1000 {
+            assert!(none.try_acquire(ip).unwrap().is_none());
+        }
+        let slots = Arc::new(AddressSlots::new(3));
+        let held: Vec<_> = (0..3).map(|_| slots.try_acquire(ip).unwrap()).collect();
+        drop(held);
+        assert!(
+            slots.open.lock().unwrap().is_empty(),
+            "no entry left behind"
+        );
     }
 
     #[test]

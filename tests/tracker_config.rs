@@ -40,7 +40,8 @@ fn typed_values() {
          [nosy]\nmessages_to_author = nosy\nadd_author = yes\nadd_recipients = no\n\
          email_sending = multiple\nsignature_position = none\n\
          [xmlrpc_server]\npassword_default_scheme = bcrypt\nbcrypt_cost = 10\n\
-         bind = 127.0.0.1:9000\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8 ::1\nmax_connections = 64\n",
+         bind = 127.0.0.1:9000\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8 ::1\nmax_connections = 64\n\
+         max_connections_per_address = 0\nmax_body_bytes_in_flight = 1000000\nrequest_deadline_sec = 5\n",
     )
     .unwrap();
     assert_eq!(c.main.database, PathBuf::from("/var/db"));
@@ -80,6 +81,9 @@ fn typed_values() {
     );
     assert_eq!(c.server.max_connections, Some(64));
     assert_eq!(c.server.max_request_bytes, None);
+    assert_eq!(c.server.max_connections_per_address, Some(0));
+    assert_eq!(c.server.max_body_bytes_in_flight, Some(1_000_000));
+    assert_eq!(c.server.request_deadline_sec, Some(5));
 }
 
 #[test]
@@ -125,7 +129,7 @@ fn invalid_values_name_file_and_option() {
         ("[xmlrpc_server]\nbind = localhost\n",
          "config.ini: [xmlrpc_server] bind: \"localhost\": an address:port such as 127.0.0.1:8000 or [::1]:8000 is required"),
         ("[xmlrpc_server]\nbindd = 127.0.0.1:80\n",
-         "config.ini: [xmlrpc_server] bindd: unknown option (known: password_default_scheme, bcrypt_cost, bind, trusted_proxies, max_connections, max_request_bytes, request_timeout_sec)"),
+         "config.ini: [xmlrpc_server] bindd: unknown option (known: password_default_scheme, bcrypt_cost, bind, trusted_proxies, max_connections, max_request_bytes, request_timeout_sec, max_connections_per_address, max_body_bytes_in_flight, request_deadline_sec)"),
         ("[main]\ndatabase = a\nDATABASE = b\n",
          "config.ini: [main] database: option set twice in this section"),
         ("[main]\n[main]\n", "config.ini: [main]: section appears twice"),

@@ -279,6 +279,9 @@ fn readme_tables_match_the_audit() {
             ("xmlrpc_server", "max_connections"),
             ("xmlrpc_server", "max_request_bytes"),
             ("xmlrpc_server", "request_timeout_sec"),
+            ("xmlrpc_server", "request_deadline_sec"),
+            ("xmlrpc_server", "max_connections_per_address"),
+            ("xmlrpc_server", "max_body_bytes_in_flight"),
         ])
     );
     assert_eq!(

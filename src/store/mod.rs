@@ -122,6 +122,10 @@ pub enum StoreError {
         /// Why, in plain words.
         reason: String,
     },
+    /// The request's deadline passed: the transaction was stopped (a read through its
+    /// [`Interrupter`]) and is rolled back.
+    #[error("request deadline exceeded")]
+    Interrupted,
 }
 
 impl StoreError {
@@ -137,6 +141,28 @@ impl StoreError {
             StoreError::Io(e) => e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
             _ => false,
         }
+    }
+}
+
+/// Stops, from any thread, the statement a read transaction is running (SQLite's
+/// `sqlite3_interrupt`); see [`Tx::interrupter`].
+pub struct Interrupter(Box<dyn Fn() + Send + Sync>);
+
+impl Interrupter {
+    /// An interrupter that runs `f`.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Interrupter {
+        Interrupter(Box::new(f))
+    }
+
+    /// Interrupts the statement running now, if any; a no-op between statements.
+    pub fn interrupt(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Interrupter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupter")
     }
 }
 
@@ -202,6 +228,13 @@ pub trait Tx {
     fn index_text(&mut self, class: &ClassDef, id: Id, prop: &str, text: &str) -> Result<()>;
     /// Commits the transaction and then moves staged files into place.
     fn commit(self: Box<Self>) -> Result<()>;
+    /// For a read transaction, a handle that interrupts the statement it is running,
+    /// from another thread, when the request's deadline passes (the statement then
+    /// fails). `None` for write transactions, which are never interrupted: they run
+    /// to the deadline check before their commit.
+    fn interrupter(&self) -> Option<Interrupter> {
+        None
+    }
 }
 
 /// A tracker database: hands out transactions. Shared by all request threads.

@@ -308,6 +308,13 @@ pub struct ServerConfig {
     pub max_request_bytes: Option<usize>,
     /// `request_timeout_sec`: time allowed to receive a request.
     pub request_timeout_sec: Option<u64>,
+    /// `max_connections_per_address`: simultaneous connections from one client
+    /// address (0: no cap).
+    pub max_connections_per_address: Option<usize>,
+    /// `max_body_bytes_in_flight`: request bodies held in memory at once, in bytes.
+    pub max_body_bytes_in_flight: Option<usize>,
+    /// `request_deadline_sec`: time a call may take once its body is in.
+    pub request_deadline_sec: Option<u64>,
 }
 
 /// A tracker's configuration, with Roundup's defaults for everything not set.
@@ -902,7 +909,7 @@ pub fn parse_config(
 }
 
 /// The options of `[xmlrpc_server]` (an unknown one there is an error: it is ours).
-pub const SERVER_OPTIONS: [&str; 7] = [
+pub const SERVER_OPTIONS: [&str; 10] = [
     "password_default_scheme",
     "bcrypt_cost",
     "bind",
@@ -910,6 +917,9 @@ pub const SERVER_OPTIONS: [&str; 7] = [
     "max_connections",
     "max_request_bytes",
     "request_timeout_sec",
+    "max_connections_per_address",
+    "max_body_bytes_in_flight",
+    "request_deadline_sec",
 ];
 
 fn parse_server(r: &RawIni) -> Result<ServerConfig, ConfigError> {
@@ -981,6 +991,9 @@ fn parse_server(r: &RawIni) -> Result<ServerConfig, ConfigError> {
         max_connections: r.opt_number(s, "max_connections", 1)?,
         max_request_bytes: r.opt_number(s, "max_request_bytes", 1)?,
         request_timeout_sec: r.opt_number(s, "request_timeout_sec", 1)?,
+        max_connections_per_address: r.opt_number(s, "max_connections_per_address", 0)?,
+        max_body_bytes_in_flight: r.opt_number(s, "max_body_bytes_in_flight", 1)?,
+        request_deadline_sec: r.opt_number(s, "request_deadline_sec", 1)?,
     })
 }
 

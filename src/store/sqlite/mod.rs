@@ -611,6 +611,14 @@ impl SqliteTx<'_> {
 }
 
 impl Tx for SqliteTx<'_> {
+    fn interrupter(&self) -> Option<super::Interrupter> {
+        if self.write {
+            return None;
+        }
+        let handle = self.conn.get_interrupt_handle();
+        Some(super::Interrupter::new(move || handle.interrupt()))
+    }
+
     fn get(
         &mut self,
         class: &ClassDef,
