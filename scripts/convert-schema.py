@@ -42,7 +42,7 @@ import tempfile
 import textwrap
 
 # The ten global permissions Roundup's core gives the Admin role; our loader adds
-# them implicitly (src/tracker/load.rs, implicit_grants()).
+# them implicitly (src/schema/grants.rs, implicit_grants()).
 IMPLICIT_ADMIN = ("Create", "Edit", "Restore", "Retire", "View", "Web Access",
                   "Rest Access", "Xmlrpc Access", "Web Roles", "Email Access")
 IMPLICIT_DESCRIPTIONS = {

@@ -12,22 +12,37 @@
 //!   back at its next check), a COMMITTED one is waited for.
 //!
 //! Either way [`Deadline::expire`] also interrupts the read transaction the call is
-//! running (through the store's [`Interrupter`]), so that a slow read frees its
-//! blocking thread and handler slot instead of running on unobserved. [`WatchedTx`]
-//! wraps a transaction so that every operation after the deadline fails with
-//! [`StoreError::Interrupted`], which also stops loops of short statements that the
-//! interrupt (a no-op between statements) would miss.
+//! running (through its [`Interrupter`], registered with [`Deadline::watch`]), so that
+//! a slow read frees its blocking thread and handler slot instead of running on
+//! unobserved. The store's `WatchedTx` (in `store/watched.rs`) wraps a transaction so
+//! that every operation after the deadline fails, which also stops loops of short
+//! statements that the interrupt (a no-op between statements) would miss.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::hyperdb::date::Date;
-use crate::store::{
-    FilterQuery, Id, Interrupter, Item, JournalEntry, Multilinks, PropValue, Result, StoreError,
-    Tx, Values,
-};
-use crate::tracker::schema::ClassDef;
+/// Stops, from any thread, the statement a read transaction is running (SQLite's
+/// `sqlite3_interrupt`); a store hands one out with `Tx::interrupter`.
+pub struct Interrupter(Box<dyn Fn() + Send + Sync>);
+
+impl Interrupter {
+    /// An interrupter that runs `f`.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Interrupter {
+        Interrupter(Box::new(f))
+    }
+
+    /// Interrupts the statement running now, if any; a no-op between statements.
+    pub fn interrupt(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Interrupter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupter")
+    }
+}
 
 const OPEN: u8 = 0;
 const COMMITTED: u8 = 1;
@@ -115,175 +130,15 @@ impl Deadline {
         abandoned
     }
 
-    fn watch(&self, interrupter: Interrupter) {
+    /// Registers the interrupter of the read transaction the call runs now (one at a
+    /// time): [`Deadline::expire`] interrupts it until [`Deadline::unwatch`].
+    pub fn watch(&self, interrupter: Interrupter) {
         *self.read.lock().unwrap_or_else(PoisonError::into_inner) = Some(interrupter);
     }
 
-    fn unwatch(&self) {
+    /// Forgets the registered interrupter (its transaction has ended).
+    pub fn unwatch(&self) {
         *self.read.lock().unwrap_or_else(PoisonError::into_inner) = None;
-    }
-}
-
-/// A transaction bound to a call's [`Deadline`]: each operation fails with
-/// [`StoreError::Interrupted`] once the deadline has passed, and a read transaction's
-/// running statement is interrupted by [`Deadline::expire`]. The commit itself is not
-/// checked here: call [`Deadline::begin_commit`] first.
-pub struct WatchedTx<'a> {
-    /// `None` once committed.
-    inner: Option<Box<dyn Tx + 'a>>,
-    deadline: &'a Deadline,
-    watched: bool,
-}
-
-impl<'a> WatchedTx<'a> {
-    /// Wraps `inner`; a read transaction's interrupter is registered with `deadline`
-    /// until the wrapper is dropped or committed. One watched read per deadline at a
-    /// time.
-    pub fn new(inner: Box<dyn Tx + 'a>, deadline: &'a Deadline) -> WatchedTx<'a> {
-        let watched = match inner.interrupter() {
-            Some(interrupter) => {
-                deadline.watch(interrupter);
-                true
-            }
-            None => false,
-        };
-        WatchedTx {
-            inner: Some(inner),
-            deadline,
-            watched,
-        }
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.deadline.passed() {
-            Err(StoreError::Interrupted)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Runs one operation: refused after the deadline, and an error of an operation
-    /// the deadline interrupted is reported as [`StoreError::Interrupted`].
-    fn run<T>(&mut self, op: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
-        self.check()?;
-        let Some(inner) = self.inner.as_mut() else {
-            return Err(StoreError::Interrupted);
-        };
-        let result = op(&mut **inner);
-        match result {
-            Err(_) if self.deadline.passed() => Err(StoreError::Interrupted),
-            other => other,
-        }
-    }
-}
-
-impl Drop for WatchedTx<'_> {
-    fn drop(&mut self) {
-        // Before `inner` (a field) is dropped and its connection goes back to the pool.
-        if self.watched {
-            self.deadline.unwatch();
-        }
-    }
-}
-
-impl Tx for WatchedTx<'_> {
-    fn get(
-        &mut self,
-        class: &ClassDef,
-        id: Id,
-        multilinks: Multilinks<'_>,
-    ) -> Result<Option<Item>> {
-        self.run(|tx| tx.get(class, id, multilinks))
-    }
-
-    fn exists(&mut self, class: &ClassDef, id: Id) -> Result<bool> {
-        self.run(|tx| tx.exists(class, id))
-    }
-
-    fn list(&mut self, class: &ClassDef) -> Result<Vec<Id>> {
-        self.run(|tx| tx.list(class))
-    }
-
-    fn column(&mut self, class: &ClassDef, prop: &str) -> Result<Vec<(Id, Option<PropValue>)>> {
-        self.run(|tx| tx.column(class, prop))
-    }
-
-    fn lookup(&mut self, class: &ClassDef, key: &str, value: &str) -> Result<Option<Id>> {
-        self.run(|tx| tx.lookup(class, key, value))
-    }
-
-    fn filter(&mut self, class: &ClassDef, query: &FilterQuery) -> Result<Vec<Id>> {
-        self.run(|tx| tx.filter(class, query))
-    }
-
-    fn content(&mut self, class: &ClassDef, id: Id) -> Result<Option<Vec<u8>>> {
-        self.run(|tx| tx.content(class, id))
-    }
-
-    fn new_id(&mut self, class: &ClassDef) -> Result<Id> {
-        self.run(|tx| tx.new_id(class))
-    }
-
-    fn consume_id(&mut self, class: &ClassDef, id: Id) -> Result<()> {
-        self.run(|tx| tx.consume_id(class, id))
-    }
-
-    fn insert(
-        &mut self,
-        class: &ClassDef,
-        id: Id,
-        values: &Values,
-        user: Id,
-        now: Date,
-    ) -> Result<()> {
-        self.run(|tx| tx.insert(class, id, values, user, now))
-    }
-
-    fn update(
-        &mut self,
-        class: &ClassDef,
-        id: Id,
-        values: &Values,
-        user: Id,
-        now: Date,
-        touch: bool,
-    ) -> Result<()> {
-        self.run(|tx| tx.update(class, id, values, user, now, touch))
-    }
-
-    fn set_retired(&mut self, class: &ClassDef, id: Id, retired: bool) -> Result<()> {
-        self.run(|tx| tx.set_retired(class, id, retired))
-    }
-
-    fn set_content(&mut self, class: &ClassDef, id: Id, content: &[u8]) -> Result<()> {
-        self.run(|tx| tx.set_content(class, id, content))
-    }
-
-    fn put_file_on_commit(&mut self, area: &str, name: &str, content: &[u8]) -> Result<()> {
-        self.run(|tx| tx.put_file_on_commit(area, name, content))
-    }
-
-    fn journal(&mut self, class: &ClassDef, entry: &JournalEntry) -> Result<()> {
-        self.run(|tx| tx.journal(class, entry))
-    }
-
-    fn index_text(&mut self, class: &ClassDef, id: Id, prop: &str, text: &str) -> Result<()> {
-        self.run(|tx| tx.index_text(class, id, prop, text))
-    }
-
-    fn commit(mut self: Box<Self>) -> Result<()> {
-        if self.watched {
-            self.deadline.unwatch();
-            self.watched = false;
-        }
-        match self.inner.take() {
-            Some(inner) => inner.commit(),
-            None => Err(StoreError::Interrupted),
-        }
-    }
-
-    fn interrupter(&self) -> Option<Interrupter> {
-        None
     }
 }
 

@@ -4,13 +4,16 @@
 //! line and map to the exit codes in [`roundup_xmlrpc::cli::exit`].
 
 use clap::Parser;
+use roundup_xmlrpc::admin::{demo, init};
 use roundup_xmlrpc::app::App;
 use roundup_xmlrpc::cli::{
-    exit, write_completions, Cli, Command, CompletionsArgs, ConvertArgs, DemoArgs,
-    ForwardedHeaderArg, InitArgs, ServeArgs,
+    exit, write_completions, Cli, Command, CompletionsArgs, ConvertArgs, DemoArgs, InitArgs,
+    ServeArgs,
 };
-use roundup_xmlrpc::server::{self, ForwardedHeader, IpNet, ServerConfig};
-use roundup_xmlrpc::tracker::{config, demo, init, OpenError, Tracker};
+use roundup_xmlrpc::config::serve::server_config;
+use roundup_xmlrpc::config::Settings;
+use roundup_xmlrpc::server::{self, ServerConfig};
+use roundup_xmlrpc::tracker::{OpenError, Tracker};
 use roundup_xmlrpc::xmlrpc::Limits;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -107,7 +110,7 @@ fn inherited_listener() -> Result<Option<std::net::TcpListener>, Fatal> {
 }
 
 fn run_convert(args: &ConvertArgs) -> Result<(), Fatal> {
-    use roundup_xmlrpc::tracker::convert::{convert_schema, ConvertError};
+    use roundup_xmlrpc::admin::convert::{convert_schema, ConvertError};
     if let Err(e) = std::fs::metadata(&args.dir) {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "does not exist".to_string(),
@@ -270,153 +273,16 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
             "no tracker given: use -i DIR or NAME=DIR",
         ));
     }
-    let mut config = ServerConfig {
-        trusted_proxies: trusted_proxies(args, &trackers)?,
-        forwarded_header: match args.forwarded_header {
-            ForwardedHeaderArg::XForwardedFor => ForwardedHeader::XForwardedFor,
-            ForwardedHeaderArg::Forwarded => ForwardedHeader::Forwarded,
-        },
-        ..ServerConfig::default()
-    };
-    let bind = apply_daemon_options(&mut config, &trackers)?;
-    if let Some(n) = args.max_connections_per_address {
-        config.max_connections_per_address = n;
-    }
-    if let Some(n) = args.max_body_bytes_in_flight {
-        config.max_body_bytes_in_flight = usize::try_from(n).unwrap_or(usize::MAX);
-    }
-    fit_body_limit_to_budget(&mut config);
+    let settings: Vec<&Settings> = trackers.iter().map(|t| &t.settings).collect();
+    let (config, addr) =
+        server_config(args, &settings).map_err(|e| Fatal::new(exit::USAGE, e.to_string()))?;
     let default_root = args.instance.is_some();
-    let addr = SocketAddr::new(
-        args.bind.or(bind.map(|b| b.ip())).unwrap_or(DEFAULT_BIND),
-        args.port.or(bind.map(|b| b.port())).unwrap_or(DEFAULT_PORT),
-    );
     let listen = Listen {
         addr,
         inherited,
         demo: None,
     };
     serve(trackers, default_root, listen, config)
-}
-
-/// Where `serve` listens when neither the command line nor config.ini says.
-const DEFAULT_BIND: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-const DEFAULT_PORT: u16 = 8000;
-
-/// A body larger than the body budget could never be read: lower the body limits to
-/// the budget (413 above it, instead of 503 forever).
-fn fit_body_limit_to_budget(config: &mut ServerConfig) {
-    let budget = config.max_body_bytes_in_flight;
-    if config.max_body_bytes > budget || config.max_decoded_body_bytes > budget {
-        tracing::warn!(
-            max_body_bytes_in_flight = budget,
-            max_request_bytes = config.max_body_bytes,
-            "the largest accepted request body is lowered to the body budget"
-        );
-        config.max_body_bytes = config.max_body_bytes.min(budget);
-        config.max_decoded_body_bytes = config.max_decoded_body_bytes.min(budget);
-    }
-}
-
-/// Applies the daemon-wide options of the trackers' config.ini `[xmlrpc_server]`
-/// sections to `config`: the smallest `max_connections`, `max_request_bytes`,
-/// `request_timeout_sec`, `max_connections_per_address` (0, no cap, counts as the
-/// largest), `max_body_bytes_in_flight` and `request_deadline_sec` any tracker sets
-/// (one process serves them all, so the strictest wins). Returns the first
-/// tracker's `bind`, for the command line to override.
-fn apply_daemon_options(
-    config: &mut ServerConfig,
-    trackers: &[Arc<Tracker>],
-) -> Result<Option<SocketAddr>, Fatal> {
-    let mut bind = None;
-    let mut per_address: Option<usize> = None;
-    let mut budget: Option<usize> = None;
-    let mut deadline: Option<Duration> = None;
-    for (i, tracker) in trackers.iter().enumerate() {
-        let conf = config::load_config(&tracker.dir)
-            .map_err(|e| Fatal::new(exit::BAD_CONFIG, e.to_string()))?;
-        let server = conf.server;
-        if i == 0 {
-            bind = server.bind;
-        }
-        if let Some(n) = server.max_connections {
-            config.max_connections = config.max_connections.min(n);
-        }
-        if let Some(n) = server.max_request_bytes {
-            config.max_body_bytes = config.max_body_bytes.min(n);
-            config.max_decoded_body_bytes = config.max_decoded_body_bytes.min(n);
-        }
-        if let Some(secs) = server.request_timeout_sec {
-            let t = std::time::Duration::from_secs(secs);
-            config.header_read_timeout = config.header_read_timeout.min(t);
-            config.body_read_timeout = config.body_read_timeout.min(t);
-        }
-        if let Some(n) = server.max_connections_per_address {
-            per_address = Some(match (per_address, n) {
-                (None, n) | (Some(0), n) => n,
-                (Some(m), 0) => m,
-                (Some(m), n) => m.min(n),
-            });
-        }
-        if let Some(n) = server.max_body_bytes_in_flight {
-            budget = Some(budget.map_or(n, |b: usize| b.min(n)));
-        }
-        if let Some(secs) = server.request_deadline_sec {
-            let t = std::time::Duration::from_secs(secs);
-            deadline = Some(deadline.map_or(t, |d: Duration| d.min(t)));
-        }
-    }
-    if let Some(n) = per_address {
-        config.max_connections_per_address = n;
-    }
-    if let Some(n) = budget {
-        config.max_body_bytes_in_flight = n;
-    }
-    if let Some(t) = deadline {
-        config.request_deadline = t;
-    }
-    Ok(bind)
-}
-
-/// The proxies whose forwarding header is believed: `--trusted-proxy` if given,
-/// else the `[xmlrpc_server] trusted_proxies` of every served tracker's config.ini.
-fn trusted_proxies(args: &ServeArgs, trackers: &[Arc<Tracker>]) -> Result<Vec<IpNet>, Fatal> {
-    let mut nets: Vec<IpNet> = Vec::new();
-    let mut add = |net: IpNet| {
-        if !nets.contains(&net) {
-            nets.push(net);
-        }
-    };
-    if !args.trusted_proxies.is_empty() {
-        for p in &args.trusted_proxies {
-            let net = p
-                .parse()
-                .map_err(|e| Fatal::new(exit::USAGE, format!("--trusted-proxy {p}: {e}")))?;
-            add(net);
-        }
-    } else {
-        for tracker in trackers {
-            let conf = config::load_config(&tracker.dir)
-                .map_err(|e| Fatal::new(exit::BAD_CONFIG, e.to_string()))?;
-            for n in &conf.server.trusted_proxies {
-                let net = IpNet::new(n.addr, n.prefix).map_err(|e| {
-                    Fatal::new(
-                        exit::BAD_CONFIG,
-                        format!(
-                            "{}: [xmlrpc_server] trusted_proxies: {e}",
-                            tracker.dir.join("config.ini").display()
-                        ),
-                    )
-                })?;
-                add(net);
-            }
-        }
-    }
-    if !nets.is_empty() {
-        let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
-        tracing::info!(proxies = %list.join(", "), "trusting forwarding headers of these proxies");
-    }
-    Ok(nets)
 }
 
 /// Where to listen: the socket systemd passed, or else a new one bound to `addr`.

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use http_common::{fast_config, TestServer, WAIT};
-use roundup_xmlrpc::server::ServerConfig;
+use roundup_xmlrpc::server::{parse_net, ServerConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_by_the_header_timeout() {
@@ -342,7 +342,7 @@ async fn per_address_cap_rejects_extra_connections_from_one_address() {
 async fn trusted_proxies_are_exempt_from_the_per_address_cap() {
     let config = ServerConfig {
         max_connections_per_address: 1,
-        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        trusted_proxies: vec![parse_net("127.0.0.1").unwrap()],
         ..fast_config()
     };
     let server = TestServer::start(config).await;

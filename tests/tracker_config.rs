@@ -2,10 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use roundup_xmlrpc::tracker::config::{
+use roundup_xmlrpc::auth::Scheme;
+use roundup_xmlrpc::config::{
     load_config, parse_config, parse_setting_arg, write_settings, ConfigError, EmailSending,
-    IpNetwork, MessagesToAuthor, NosyAdd, PasswordScheme, SignaturePosition,
+    MessagesToAuthor, NosyAdd, SignaturePosition,
 };
+use roundup_xmlrpc::server::parse_net;
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tracker_config_{}_{name}", std::process::id()));
@@ -21,7 +23,7 @@ fn template_ini() -> String {
     .unwrap()
 }
 
-fn parse(text: &str) -> Result<roundup_xmlrpc::tracker::config::Config, ConfigError> {
+fn parse(text: &str) -> Result<roundup_xmlrpc::config::Settings, ConfigError> {
     parse_config(text, Path::new("/trackers/demo"), "config.ini")
 }
 
@@ -68,15 +70,15 @@ fn typed_values() {
     assert_eq!(c.nosy.add_recipients, NosyAdd::No);
     assert_eq!(c.nosy.email_sending, EmailSending::Multiple);
     assert_eq!(c.nosy.signature_position, SignaturePosition::None);
-    assert_eq!(c.server.password_default_scheme, PasswordScheme::Bcrypt);
+    assert_eq!(c.server.password_default_scheme, Scheme::Bcrypt);
     assert_eq!(c.server.bcrypt_cost, 10);
     assert_eq!(c.server.bind, Some("127.0.0.1:9000".parse().unwrap()));
     assert_eq!(
         c.server.trusted_proxies,
         vec![
-            IpNetwork::parse("127.0.0.1").unwrap(),
-            IpNetwork::parse("10.0.0.0/8").unwrap(),
-            IpNetwork::parse("::1").unwrap()
+            parse_net("127.0.0.1").unwrap(),
+            parse_net("10.0.0.0/8").unwrap(),
+            parse_net("::1").unwrap()
         ]
     );
     assert_eq!(c.server.max_connections, Some(64));

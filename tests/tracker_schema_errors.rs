@@ -1,6 +1,6 @@
 //! Broken schema.toml files: each must be refused with a precise `file:line:col` message.
 
-use roundup_xmlrpc::tracker::load::{parse_schema, SchemaError};
+use roundup_xmlrpc::schema::{parse_schema, SchemaError};
 
 /// A minimal valid user class (lines 1-3); test snippets start on line 4.
 const USER: &str = "[class.user]\nkey = \"username\"\nproperties = { username = \"String\", password = \"Password\", roles = \"String\" }\n";
@@ -335,10 +335,8 @@ fn roles_are_validated() {
 
 #[test]
 fn io_error_names_the_file() {
-    let e = roundup_xmlrpc::tracker::load::load_schema(std::path::Path::new(
-        "/nonexistent/schema.toml",
-    ))
-    .unwrap_err();
+    let e = roundup_xmlrpc::schema::load_schema(std::path::Path::new("/nonexistent/schema.toml"))
+        .unwrap_err();
     assert!(matches!(e, SchemaError::Io { .. }));
     assert!(
         e.to_string()

@@ -6,9 +6,9 @@ use super::args::{arity, class_arg, py_str, user_tz};
 use crate::error::{Error, Result};
 use crate::hyperdb::{parse_date_filter, parse_interval_filter, Date, DateRange, Interval, Tz};
 use crate::items::Ctx;
+use crate::schema::{ClassDef, PropType, Schema};
 use crate::store::filter::{DateAlt, IdExpr, Scalar};
 use crate::store::{Cond, FilterQuery, Id, SortKey};
-use crate::tracker::schema::{ClassDef, PropType, Schema};
 use crate::xmlrpc::Value;
 
 /// Longest property path (`a.b.c`) accepted in a filterspec key or sort

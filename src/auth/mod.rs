@@ -10,7 +10,7 @@
 //!   PBKDF2 is not paid on every request.
 //! * [`limiter`] is Roundup's failed-login limiter ([`LoginLimiter`], GCRA).
 //!
-//! Intended flow for one request (`App::login` in `app.rs`): parse the header; for
+//! Intended flow for one request (`App::login` in `app/login.rs`): parse the header; for
 //! `Basic` credentials call [`LoginLimiter::check`] (refuse with 429 on `Err`); look
 //! the user up; check the cache, else [`verify`] — against a dummy hash when there
 //! is no such user, so that both cost one hash — (on success insert into the cache,

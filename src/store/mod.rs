@@ -1,5 +1,8 @@
-//! Storage: the narrow interface the item layer and the API methods use, and its
-//! SQLite implementation in Roundup 2.6's on-disk layout ([`sqlite`]).
+//! Storage: the narrow interface the item layer and the API methods use ([`Store`],
+//! [`Tx`]), the filter model ([`filter`]), Python repr text as Roundup stores it
+//! ([`pyrepr`]) and a transaction bound to a call's deadline ([`WatchedTx`]). The
+//! backends implement it as sibling modules above this one (`sqlite`, Roundup
+//! 2.6's on-disk layout), so that each stays its own room.
 //!
 //! Everything happens inside a [`Tx`]: a read snapshot or a write transaction.
 //! A write transaction covers one XML-RPC call (or one multicall sub-call); rows,
@@ -7,14 +10,20 @@
 
 pub mod filter;
 pub mod pyrepr;
-pub mod sqlite;
+pub mod watched;
 
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
-use crate::tracker::schema::ClassDef;
+use crate::schema::ClassDef;
 use std::collections::BTreeMap;
 
+pub use crate::deadline::Interrupter;
 pub use filter::{Cond, FilterQuery, SortKey};
+pub use watched::WatchedTx;
+
+/// The one area of the database directory where [`Tx::put_file_on_commit`] puts files:
+/// the mail outbox (`db/outbox/`).
+pub const OUTBOX_DIR: &str = "outbox";
 
 /// An item id. Roundup stores ids as SQL integers and shows them as strings.
 pub type Id = i64;
@@ -141,28 +150,6 @@ impl StoreError {
             StoreError::Io(e) => e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
             _ => false,
         }
-    }
-}
-
-/// Stops, from any thread, the statement a read transaction is running (SQLite's
-/// `sqlite3_interrupt`); see [`Tx::interrupter`].
-pub struct Interrupter(Box<dyn Fn() + Send + Sync>);
-
-impl Interrupter {
-    /// An interrupter that runs `f`.
-    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Interrupter {
-        Interrupter(Box::new(f))
-    }
-
-    /// Interrupts the statement running now, if any; a no-op between statements.
-    pub fn interrupt(&self) {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Interrupter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Interrupter")
     }
 }
 

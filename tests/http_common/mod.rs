@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use roundup_xmlrpc::deadline::Deadline;
-use roundup_xmlrpc::http::{Authorization, RpcCall, RpcHandler, RpcHead, RpcResponse};
 use roundup_xmlrpc::server::{run, ServerConfig};
+use roundup_xmlrpc::server::{Authorization, RpcCall, RpcHandler, RpcHead, RpcResponse};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
