@@ -366,6 +366,9 @@ def test_mail_smtp_host_port_username_password(ours_target, tracker):
         with Server(ours_target, tracker) as srv:
             checklist_setup(srv)
             nosy_mail(srv)
+            # Delivery is asynchronous: mail still queued at shutdown waits for the
+            # next start, so wait for it here (it raced SIGTERM on a busy machine).
+            assert wait_for(lambda: smtp.messages), (smtp.commands, srv.stderr_text())
         plain = base64.b64encode(b"\0mailer\0s3cret").decode()
         auth = [c for c in smtp.commands if c.upper().startswith("AUTH")]
         assert auth, smtp.commands
