@@ -12,18 +12,22 @@ use std::path::PathBuf;
 /// mix the serving options with the subcommands).
 const USAGE: &str = "roundup-xmlrpc-server [OPTIONS] -i DIR
        roundup-xmlrpc-server [OPTIONS] NAME=DIR...
-       roundup-xmlrpc-server init [OPTIONS] --admin-password PASSWORD DIR
-       roundup-xmlrpc-server demo [OPTIONS] [DIR]";
+       roundup-xmlrpc-server init [OPTIONS] --admin-password-file FILE DIR
+       roundup-xmlrpc-server demo [OPTIONS] [DIR]
+       roundup-xmlrpc-server convert-schema [OPTIONS] DIR
+       roundup-xmlrpc-server completions SHELL";
 
 /// Shown after the options by `--help` (the man page has fuller sections instead).
 const AFTER_LONG_HELP: &str = "\
 Examples:
-  roundup-xmlrpc-server init /var/lib/roundup/tracker --admin-password 'S3cret!' \\
+  roundup-xmlrpc-server init /var/lib/roundup/tracker --admin-password-file pw.txt \\
       --set mail_domain=example.com
   roundup-xmlrpc-server -i /var/lib/roundup/tracker
   roundup-xmlrpc-server --port 8080 support=/srv/support bugs=/srv/bugs
   roundup-xmlrpc-server -i /srv/tracker --trusted-proxy 127.0.0.1 --trusted-proxy ::1
   roundup-xmlrpc-server demo
+  roundup-xmlrpc-server convert-schema /srv/roundup/tracker
+  roundup-xmlrpc-server completions bash > /etc/bash_completion.d/roundup-xmlrpc-server
 
 Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 1 other failure, 2 bad
 command line, 3 missing tracker, 4 invalid schema.toml, 5 cannot listen, 6 cannot
@@ -77,8 +81,9 @@ pub enum Command {
     /// in DIR/db holding the initial data and the admin user. The tracker can then
     /// be served with `roundup-xmlrpc-server -i DIR`.
     #[command(
-        override_usage = "roundup-xmlrpc-server init [OPTIONS] --admin-password PASSWORD DIR",
-        after_long_help = "Example:\n  roundup-xmlrpc-server init /var/lib/roundup/tracker \\\n      --admin-password 'S3cret!' --set mail_domain=example.com \\\n      --set tracker_web=https://tracker.example.com/"
+        override_usage = "roundup-xmlrpc-server init [OPTIONS] --admin-password-file FILE DIR\n       \
+                          ROUNDUP_ADMIN_PASSWORD=PASSWORD roundup-xmlrpc-server init [OPTIONS] DIR",
+        after_long_help = "Example:\n  roundup-xmlrpc-server init /var/lib/roundup/tracker \\\n      --admin-password-file /root/tracker-admin.txt --set mail_domain=example.com \\\n      --set tracker_web=https://tracker.example.com/"
     )]
     Init(InitArgs),
     /// Create (if missing) and serve a demo tracker, like roundup-demo.
@@ -104,6 +109,107 @@ pub enum Command {
     /// dropped, never widened).
     #[command(override_usage = "roundup-xmlrpc-server convert-schema [OPTIONS] DIR")]
     ConvertSchema(ConvertArgs),
+    /// Print a shell completion script.
+    ///
+    /// Writes the completion script for SHELL on stdout. The Debian package
+    /// installs them; otherwise, for example:
+    /// `roundup-xmlrpc-server completions bash > /etc/bash_completion.d/roundup-xmlrpc-server`,
+    /// `roundup-xmlrpc-server completions zsh > /usr/local/share/zsh/site-functions/_roundup-xmlrpc-server`,
+    /// `roundup-xmlrpc-server completions fish > ~/.config/fish/completions/roundup-xmlrpc-server.fish`.
+    #[command(override_usage = "roundup-xmlrpc-server completions SHELL")]
+    Completions(CompletionsArgs),
+}
+
+/// Options of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU Bash (bash-completion).
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+impl CompletionShell {
+    /// The shell as clap_complete knows it.
+    pub fn generator(self) -> clap_complete::Shell {
+        match self {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }
+    }
+}
+
+/// The program's name, as installed.
+pub const BIN_NAME: &str = "roundup-xmlrpc-server";
+
+/// Writes the completion script for `shell` to `out`.
+pub fn write_completions(shell: CompletionShell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    // Without the NAME=DIR positionals: they would take the subcommand's place in
+    // the scripts (zsh then completes `init`'s arguments with subcommand names),
+    // and cannot be completed anyway. clap_complete ignores `hide` on them.
+    let full = Cli::command();
+    let mut cmd = clap::Command::new(BIN_NAME)
+        .version(env!("CARGO_PKG_VERSION"))
+        .args_conflicts_with_subcommands(true)
+        .disable_version_flag(true)
+        .disable_help_subcommand(true);
+    for arg in full.get_arguments().filter(|a| a.get_id() != "trackers") {
+        cmd = cmd.arg(arg.clone());
+    }
+    for sub in full.get_subcommands() {
+        cmd = cmd.subcommand(sub.clone());
+    }
+    let mut script = Vec::new();
+    clap_complete::generate(shell.generator(), &mut cmd, BIN_NAME, &mut script);
+    let mut script = String::from_utf8_lossy(&script).into_owned();
+    match shell {
+        // clap_complete's bash script spells the states of a hyphenated program's
+        // subcommands two ways (clap issue 6421), so options after a subcommand
+        // never completed: use the spelling of the dispatch loop for the labels.
+        CompletionShell::Bash => {
+            let sep = "__subcmd__";
+            script = script.replace(
+                &format!("{}{sep}", BIN_NAME.replace('-', sep)),
+                &format!("{}{sep}", BIN_NAME.replace('-', "__")),
+            );
+        }
+        // clap_complete's fish script offers no values for positional arguments.
+        CompletionShell::Fish => {
+            let fn_name = BIN_NAME.replace('-', "_");
+            for sub in cmd.get_subcommands() {
+                for arg in sub.get_positionals() {
+                    let values: Vec<String> = arg
+                        .get_possible_values()
+                        .iter()
+                        .filter(|v| !v.is_hide_set())
+                        .map(|v| v.get_name().to_string())
+                        .collect();
+                    if !values.is_empty() {
+                        script.push_str(&format!(
+                            "complete -c {BIN_NAME} -n \"__fish_{fn_name}_using_subcommand {}\" -f -a \"{}\"\n",
+                            sub.get_name(),
+                            values.join(" ")
+                        ));
+                    }
+                }
+            }
+        }
+        CompletionShell::Zsh => {}
+    }
+    // Writing to stdout: a closed pipe is the reader's business.
+    let _ = out.write_all(script.as_bytes());
 }
 
 /// Options of `convert-schema`.
@@ -226,12 +332,22 @@ pub struct InitArgs {
     /// The tracker directory to create (must not exist, or be empty).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// Read the password of the admin user (user1) from FILE.
+    ///
+    /// The first line of FILE is the password (without its line end); `-` reads it
+    /// from standard input. The password is stored hashed (PBKDF2, or bcrypt when
+    /// config.ini says so). This, or the ROUNDUP_ADMIN_PASSWORD environment
+    /// variable, keeps the password out of the shell history and the process list.
+    #[arg(long, value_name = "FILE", conflicts_with = "admin_password")]
+    pub admin_password_file: Option<PathBuf>,
     /// Password of the admin user (user1).
     ///
-    /// It is stored hashed (PBKDF2, or bcrypt when config.ini says so). Note that
-    /// command lines are visible to other local users while the command runs.
+    /// Prefer --admin-password-file or the ROUNDUP_ADMIN_PASSWORD environment
+    /// variable (used when neither option is given): command lines are visible to
+    /// other local users while the command runs, and stay in the shell history. One
+    /// of the three is required.
     #[arg(long, value_name = "PASSWORD")]
-    pub admin_password: String,
+    pub admin_password: Option<String>,
     /// Copy the tracker from this template directory instead of the built-in
     /// classic template.
     ///
@@ -321,6 +437,23 @@ mod tests {
             ForwardedHeaderArg::XForwardedFor
         );
         assert!(Cli::try_parse_from(["x", "--forwarded-header", "via"]).is_err());
+    }
+
+    #[test]
+    fn completion_scripts_are_generated() {
+        for shell in [
+            CompletionShell::Bash,
+            CompletionShell::Zsh,
+            CompletionShell::Fish,
+        ] {
+            let mut out = Vec::new();
+            write_completions(shell, &mut out);
+            let text = String::from_utf8(out).expect("UTF-8");
+            for word in ["convert-schema", "completions", "admin-password-file"] {
+                assert!(text.contains(word), "{shell:?}: {word} missing");
+            }
+            assert!(!text.contains("trackers"), "{shell:?}: NAME=DIR offered");
+        }
     }
 
     #[test]

@@ -6,7 +6,10 @@
 use clap::Parser;
 use roundup_xmlrpc::admin::{demo, init};
 use roundup_xmlrpc::app::App;
-use roundup_xmlrpc::cli::{exit, Cli, Command, ConvertArgs, DemoArgs, InitArgs, ServeArgs};
+use roundup_xmlrpc::cli::{
+    exit, write_completions, Cli, Command, CompletionsArgs, ConvertArgs, DemoArgs, InitArgs,
+    ServeArgs,
+};
 use roundup_xmlrpc::config::serve::server_config;
 use roundup_xmlrpc::config::Settings;
 use roundup_xmlrpc::server::{self, ServerConfig};
@@ -45,7 +48,10 @@ impl Fatal {
 impl From<OpenError> for Fatal {
     fn from(e: OpenError) -> Self {
         let code = match &e {
-            OpenError::Missing(_) => exit::NO_TRACKER,
+            OpenError::Missing(_)
+            | OpenError::NotFound(_)
+            | OpenError::NotADirectory(_)
+            | OpenError::Unconverted(_) => exit::NO_TRACKER,
             OpenError::Schema(_) => exit::BAD_SCHEMA,
             OpenError::Config(_) => exit::BAD_CONFIG,
             OpenError::Database { .. } | OpenError::NoDatabase(_) | OpenError::ReadOnly(_) => {
@@ -83,6 +89,7 @@ fn main() {
     let result = match cli.command {
         Some(Command::Init(args)) => run_init(&args),
         Some(Command::ConvertSchema(args)) => run_convert(&args),
+        Some(Command::Completions(args)) => run_completions(&args),
         Some(Command::Demo(args)) => inherited_listener().and_then(|l| run_demo(&args, l)),
         None => inherited_listener().and_then(|l| run_serve(&cli.serve, l)),
     };
@@ -105,6 +112,16 @@ fn inherited_listener() -> Result<Option<std::net::TcpListener>, Fatal> {
 
 fn run_convert(args: &ConvertArgs) -> Result<(), Fatal> {
     use roundup_xmlrpc::admin::convert::{convert_schema, ConvertError};
+    if let Err(e) = std::fs::metadata(&args.dir) {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "does not exist".to_string(),
+            _ => e.to_string(),
+        };
+        return Err(Fatal::new(
+            exit::NO_TRACKER,
+            format!("{}: {why}", args.dir.display()),
+        ));
+    }
     match convert_schema(&args.dir, args.allow_unconverted) {
         Ok(report) => {
             eprint!("{report}");
@@ -121,10 +138,50 @@ fn run_convert(args: &ConvertArgs) -> Result<(), Fatal> {
     }
 }
 
+fn run_completions(args: &CompletionsArgs) -> Result<(), Fatal> {
+    let mut out = Vec::new();
+    write_completions(args.shell, &mut out);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Fatal::new(exit::FAILURE, format!("cannot write the script: {e}")))
+}
+
+/// The environment variable `init` takes the admin password from when neither
+/// `--admin-password-file` nor `--admin-password` is given.
+const ADMIN_PASSWORD_ENV: &str = "ROUNDUP_ADMIN_PASSWORD";
+
 fn run_init(args: &InitArgs) -> Result<(), Fatal> {
+    let password = match (&args.admin_password_file, &args.admin_password) {
+        (Some(file), _) => init::read_password_file(file)
+            .map_err(|e| Fatal::new(exit::FAILURE, format!("--admin-password-file {e}")))?,
+        (None, Some(password)) => password.clone(),
+        (None, None) => match std::env::var(ADMIN_PASSWORD_ENV) {
+            Ok(password) => password,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(Fatal::new(
+                    exit::USAGE,
+                    format!("{ADMIN_PASSWORD_ENV} is not valid UTF-8"),
+                ))
+            }
+            Err(std::env::VarError::NotPresent) => {
+                return Err(Fatal::new(
+                    exit::USAGE,
+                    format!(
+                        "init needs the admin password: --admin-password-file FILE, \
+                         {ADMIN_PASSWORD_ENV} in the environment, or --admin-password PASSWORD"
+                    ),
+                ))
+            }
+        },
+    };
+    if password.is_empty() {
+        return Err(Fatal::new(exit::USAGE, "the admin password is empty"));
+    }
     init::init(
         &args.dir,
-        &args.admin_password,
+        &password,
         args.template.as_deref(),
         &args.settings,
     )
@@ -185,7 +242,10 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
         trackers.push(Arc::new(open_tracker(dir, None)?));
     }
     for spec in &args.trackers {
-        if matches!(spec.as_str(), "init" | "demo") {
+        if matches!(
+            spec.as_str(),
+            "init" | "demo" | "convert-schema" | "completions"
+        ) {
             return Err(Fatal::new(
                 exit::USAGE,
                 format!(

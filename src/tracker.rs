@@ -14,8 +14,19 @@ use std::sync::{Arc, OnceLock};
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The directory does not exist or has no schema.toml.
-    #[error("{0}: not a tracker directory (no schema.toml)")]
+    #[error("{0}: not a tracker directory (no schema.toml; `roundup-xmlrpc-server init` creates trackers)")]
     Missing(PathBuf),
+    /// The directory does not exist.
+    #[error("{0}: does not exist")]
+    NotFound(PathBuf),
+    /// The path is not a directory.
+    #[error("{0}: is not a directory")]
+    NotADirectory(PathBuf),
+    /// A Roundup tracker (schema.py) whose schema.toml has not been written yet.
+    #[error(
+        "{0}: a Roundup tracker without schema.toml: run `roundup-xmlrpc-server convert-schema {0}` first"
+    )]
+    Unconverted(PathBuf),
     /// schema.toml is invalid.
     #[error("{0}")]
     Schema(String),
@@ -171,7 +182,14 @@ impl Tracker {
         let dir = &std::path::absolute(dir).map_err(|_| OpenError::Missing(dir.to_path_buf()))?;
         let schema_path = dir.join("schema.toml");
         if !schema_path.is_file() {
-            return Err(OpenError::Missing(dir.to_path_buf()));
+            return Err(match std::fs::metadata(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    OpenError::NotFound(dir.to_path_buf())
+                }
+                Ok(m) if !m.is_dir() => OpenError::NotADirectory(dir.to_path_buf()),
+                _ if dir.join("schema.py").is_file() => OpenError::Unconverted(dir.to_path_buf()),
+                _ => OpenError::Missing(dir.to_path_buf()),
+            });
         }
         let settings = load_config(dir).map_err(|e| OpenError::Config(e.to_string()))?;
         let schema = load_schema(&schema_path).map_err(|e| OpenError::Schema(e.to_string()))?;

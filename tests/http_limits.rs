@@ -65,6 +65,30 @@ async fn content_length_over_limit_is_413_before_the_body() {
     server.stop().await.unwrap();
 }
 
+/// A proxy (nginx, Apache) sends the whole body before it reads the answer, and
+/// reports a connection closed under it as 502: the early 413 must wait for a
+/// declared body to arrive (drained, never stored) before the connection closes.
+#[tokio::test]
+async fn declared_body_is_drained_so_a_proxy_reads_the_413() {
+    let server = TestServer::start(small_body_config()).await;
+    let mut c = server.connect().await;
+    let len = 8 << 20; // far beyond the socket buffers, and beyond the old 1 MiB drain
+    c.send(format!("POST /demo HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let chunk = vec![b'y'; 64 << 10];
+    for _ in 0..len / chunk.len() {
+        c.send(&chunk)
+            .await
+            .expect("the server reads the whole declared body");
+    }
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_within(WAIT).await);
+    server.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn chunked_body_past_the_limit_is_413() {
     let server = TestServer::start(small_body_config()).await;

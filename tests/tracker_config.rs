@@ -140,7 +140,7 @@ fn invalid_values_name_file_and_option() {
         ("[main]\ndatabase = a\nDATABASE = b\n",
          "config.ini: [main] database: option set twice in this section"),
         ("[main]\n[main]\n", "config.ini: [main]: section appears twice"),
-        ("timezone = 1\n[main]\n", "config.ini: timezone: option before the first [section] header"),
+        ("timezone = 1\n[main]\n", "config.ini:1: `timezone = 1`: an option before the first `[section]` header"),
     ];
     for (text, want) in cases {
         assert_eq!(parse(text).unwrap_err().to_string(), want, "for {text:?}");
@@ -267,4 +267,51 @@ fn write_settings_creates_a_missing_file() {
         "[mail]\ndomain = example.org\n\n[main]\ntimezone = 2\n"
     );
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Syntax errors name the file and line, quote the line, and say what is wrong in
+/// words (not the ini parser's internals).
+#[test]
+fn syntax_errors_in_plain_words() {
+    let cases: &[(&str, usize, &str)] = &[
+        (
+            "[main]\nx = 1\n[tracker\n",
+            3,
+            "`[tracker`: a section header must end with `]`",
+        ),
+        (
+            "[main]\njust words\n",
+            2,
+            "`just words`: expected `name = value`, a `[section]` header or a comment",
+        ),
+        ("[main]\n= 1\n", 2, "`= 1`: the option name is missing"),
+        (
+            "x = 1\n[main]\n",
+            1,
+            "`x = 1`: an option before the first `[section]` header",
+        ),
+        (
+            "[main]\n\n  indented = 1\n",
+            3,
+            "`  indented = 1`: indented, but there is no option above it to continue",
+        ),
+        (
+            "[main]\nx = 1\n  # note\n",
+            3,
+            "`  # note`: a comment must start at the beginning of the line",
+        ),
+        ("[]\n", 1, "`[]`: not a valid section name"),
+    ];
+    for (text, line, message) in cases {
+        let err = parse(text).expect_err(text).to_string();
+        let want = format!("config.ini:{line}: {message}");
+        assert!(
+            err.starts_with(&want),
+            "{text:?}:\n  got  {err}\n  want {want}"
+        );
+    }
+    // What configparser accepts stays accepted: `:` as delimiter, blank lines
+    // between a value's lines, CRLF line ends.
+    let c = parse("[tracker]\r\nname: Multi\r\n\r\n  line\r\nemail = x@y\r\n").unwrap();
+    assert_eq!(c.tracker.email, "x@y");
 }

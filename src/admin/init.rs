@@ -55,6 +55,49 @@ pub enum InitError {
     /// Creating the initial data failed.
     #[error("initial data: {0}")]
     Data(String),
+    /// The admin password file could not be used.
+    #[error("{0}: {1}")]
+    PasswordFile(PathBuf, String),
+}
+
+/// The most `--admin-password-file` reads: a password is one line.
+const PASSWORD_FILE_MAX: u64 = 64 * 1024;
+
+/// Reads an admin password from `path` (`-`: standard input): its first line,
+/// without the line end. Errors name the file.
+pub fn read_password_file(path: &Path) -> Result<String, InitError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .take(PASSWORD_FILE_MAX)
+            .read_to_end(&mut bytes)
+    } else {
+        fs::File::open(path).and_then(|f| f.take(PASSWORD_FILE_MAX).read_to_end(&mut bytes))
+    };
+    let shown = if path.as_os_str() == "-" {
+        PathBuf::from("(standard input)")
+    } else {
+        path.to_path_buf()
+    };
+    read.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            InitError::PasswordFile(shown.clone(), "does not exist".into())
+        }
+        _ => InitError::PasswordFile(shown.clone(), format!("cannot be read: {e}")),
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| InitError::PasswordFile(shown.clone(), "is not UTF-8 text".into()))?;
+    let line = text.split('\n').next().unwrap_or_default();
+    let password = line.strip_suffix('\r').unwrap_or(line);
+    if password.is_empty() {
+        return Err(InitError::PasswordFile(
+            shown,
+            "holds no password (its first line is empty)".into(),
+        ));
+    }
+    Ok(password.to_string())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
@@ -115,8 +158,45 @@ pub fn init(
         }
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);
-            Err(e)
+            Err(relocate(e, &tmp, dir, template))
         }
+    }
+}
+
+/// `e` with the paths inside the temporary build directory `tmp` replaced by
+/// what the user knows: a template file by the template's own file (that is what
+/// to fix), anything else by its place in `dir`. The temporary name is never shown.
+fn relocate(e: InitError, tmp: &Path, dir: &Path, template: Option<&Path>) -> InitError {
+    let map_path = |p: &Path| -> PathBuf {
+        match p.strip_prefix(tmp) {
+            Ok(rest) => match template {
+                Some(t) if CLASSIC.iter().any(|(f, _)| rest == Path::new(f)) => t.join(rest),
+                _ => dir.join(rest),
+            },
+            Err(_) => p.to_path_buf(),
+        }
+    };
+    let map_text = |text: String| -> String {
+        let mut text = text;
+        for (file, _) in CLASSIC {
+            let inside = tmp.join(file);
+            text = text.replace(
+                &inside.display().to_string(),
+                &map_path(&inside).display().to_string(),
+            );
+        }
+        text.replace(&tmp.display().to_string(), &dir.display().to_string())
+    };
+    match e {
+        InitError::Io { path, source } => InitError::Io {
+            path: map_path(&path),
+            source,
+        },
+        InitError::Config(m) => InitError::Config(map_text(m)),
+        InitError::Schema(m) => InitError::Schema(map_text(m)),
+        InitError::Data(m) => InitError::Data(map_text(m)),
+        InitError::Open(o) => InitError::Open(OpenError::Schema(map_text(o.to_string()))),
+        other @ (InitError::Exists(_) | InitError::PasswordFile(..)) => other,
     }
 }
 

@@ -5,7 +5,7 @@
 //! * [`password`] implements Roundup's `{SCHEME}data` password storage
 //!   ([`verify`], [`hash`], [`from_input`], [`needs_migration`]), interoperable with
 //!   Python Roundup, plus our `{BCRYPT}` extension; [`HashPolicy`] is a tracker's
-//!   configured scheme and work factors.
+//!   configured scheme and work factors; [`crypt`] is crypt(3) for its `{crypt}`.
 //! * [`cache`] remembers successful verifications ([`CredentialCache`]) so that
 //!   PBKDF2 is not paid on every request.
 //! * [`limiter`] is Roundup's failed-login limiter ([`LoginLimiter`], GCRA).
@@ -19,6 +19,7 @@
 
 pub mod basic;
 pub mod cache;
+pub mod crypt;
 pub mod limiter;
 pub mod password;
 

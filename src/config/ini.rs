@@ -17,6 +17,118 @@ pub(crate) struct RawIni {
     pub(crate) sections: HashMap<String, HashMap<String, String>>,
 }
 
+/// Checks config.ini line by line with the rules of Python's configparser (which
+/// Roundup reads it with), so that a mistake is reported at its own line in plain
+/// words: every line is blank, a comment (`#` or `;` first), a `[section]` header,
+/// `name = value` (or `name: value`), or an indented continuation of a value.
+fn check_syntax(text: &str, file: &str) -> Result<(), ConfigError> {
+    let error = |line: usize, message: String| ConfigError::Syntax {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    let mut in_section = false;
+    let mut in_value = false;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if trimmed.starts_with('#') || trimmed.starts_with(';') {
+            if raw.starts_with([' ', '\t']) {
+                return Err(error(
+                    n,
+                    format!(
+                        "{}: a comment must start at the beginning of the line",
+                        quote_line(raw)
+                    ),
+                ));
+            }
+            continue;
+        }
+        if raw.starts_with([' ', '\t']) {
+            if in_value {
+                continue;
+            }
+            return Err(error(
+                n,
+                format!(
+                    "{}: indented, but there is no option above it to continue \
+                     (remove the leading spaces)",
+                    quote_line(raw)
+                ),
+            ));
+        }
+        if let Some(rest) = trimmed.strip_prefix('[') {
+            let Some(name) = rest.strip_suffix(']') else {
+                return Err(error(
+                    n,
+                    format!("{}: a section header must end with `]`", quote_line(raw)),
+                ));
+            };
+            if name.trim().is_empty() || name.contains(['[', ']']) {
+                return Err(error(
+                    n,
+                    format!("{}: not a valid section name", quote_line(raw)),
+                ));
+            }
+            in_section = true;
+            in_value = false;
+            continue;
+        }
+        let Some(at) = trimmed.find(['=', ':']) else {
+            return Err(error(
+                n,
+                format!(
+                    "{}: expected `name = value`, a `[section]` header or a comment",
+                    quote_line(raw)
+                ),
+            ));
+        };
+        if trimmed[..at].trim().is_empty() {
+            return Err(error(
+                n,
+                format!("{}: the option name is missing", quote_line(raw)),
+            ));
+        }
+        if !in_section {
+            return Err(error(
+                n,
+                format!(
+                    "{}: an option before the first `[section]` header",
+                    quote_line(raw)
+                ),
+            ));
+        }
+        in_value = true;
+    }
+    Ok(())
+}
+
+/// A config.ini line for an error message: backquoted, at most 60 characters.
+fn quote_line(line: &str) -> String {
+    let line = line.trim_end();
+    let mut shown: String = line.chars().take(60).collect();
+    if shown.len() < line.len() {
+        shown.push('…');
+    }
+    format!("`{}`", shown.escape_debug())
+}
+
+/// rust-ini's message in plain words (for what [`check_syntax`] lets through).
+fn plain_parse_error(msg: &str) -> String {
+    if msg.contains("found EOF") {
+        "the file ends in the middle of a line that is not finished".into()
+    } else if msg.contains("inline comment") {
+        "a comment must start at the beginning of the line".into()
+    } else if msg.contains("missing key") {
+        "the option name is missing".into()
+    } else {
+        format!("cannot be read as an ini file ({msg})")
+    }
+}
+
 pub(crate) fn read_ini(text: &str, file: &str, home: &Path) -> Result<RawIni, ConfigError> {
     let opt = ParseOption {
         enabled_quote: false,
@@ -24,11 +136,11 @@ pub(crate) fn read_ini(text: &str, file: &str, home: &Path) -> Result<RawIni, Co
         enabled_indented_mutiline_value: true,
         enabled_preserve_key_leading_whitespace: false,
     };
+    check_syntax(text, file)?;
     let ini = Ini::load_from_str_opt(text, opt).map_err(|e| ConfigError::Syntax {
         file: file.to_string(),
         line: e.line,
-        column: e.col,
-        message: e.msg.to_string(),
+        message: plain_parse_error(&e.msg),
     })?;
     let mut sections: HashMap<String, HashMap<String, String>> = HashMap::new();
     for (name, props) in ini.iter() {

@@ -42,15 +42,13 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not a valid ini file.
-    #[error("{file}:{line}:{column}: {message}")]
+    #[error("{file}:{line}: {message}")]
     Syntax {
         /// The path.
         file: String,
         /// 1-based line.
         line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What is wrong.
+        /// What is wrong, in plain words (quoting the line).
         message: String,
     },
     /// An option has an unusable value (or the file's structure is wrong there).

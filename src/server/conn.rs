@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -22,13 +22,23 @@ use tokio::time::{Instant, Sleep};
 
 use super::config::ServerConfig;
 
-/// How long a connection that must be closed with request bytes still unread keeps
-/// reading (and discarding) them, so the client sees the error response instead of a
-/// reset ("lingering close", as Apache and nginx do).
+/// How long, at least, a connection that must be closed with request bytes still
+/// unread keeps reading (and discarding) them, so the client sees the error response
+/// instead of a reset ("lingering close", as Apache and nginx do). A body that was
+/// declared gets [`ServerConfig::body_read_timeout`] if that is longer.
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// At most this many unread request bytes are discarded during a lingering close.
+/// At most this many unread request bytes are discarded during a lingering close
+/// when the request did not declare its length (chunked), or declared more than
+/// [`LINGER_MAX_DECLARED_BYTES`].
 pub const LINGER_MAX_BYTES: usize = 1 << 20;
+
+/// A declared body (`Content-Length`) of up to this many bytes is read to its end
+/// during a lingering close. A proxy (nginx, Apache's mod_proxy) sends the whole
+/// body before it reads the answer, and reports a connection closed under it as 502:
+/// draining the body lets an early 413 (or 401, 404, ...) reach the client intact.
+/// It costs the sender as much bandwidth as it costs us, and no memory.
+pub const LINGER_MAX_DECLARED_BYTES: u64 = 64 << 20;
 
 /// Where a connection is in its request cycle; decides which timeout applies.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +58,8 @@ pub(crate) struct ConnActivity {
     /// Set when a response is sent without consuming the whole request body: the
     /// connection then closes with a lingering close.
     unread_input: AtomicBool,
+    /// How many bytes that lingering close reads at most (see [`Self::mark_unread_input`]).
+    linger_bytes: AtomicU64,
 }
 
 impl ConnActivity {
@@ -55,6 +67,7 @@ impl ConnActivity {
         Self {
             phase: Mutex::new(Phase::Head(Instant::now())),
             unread_input: AtomicBool::new(false),
+            linger_bytes: AtomicU64::new(LINGER_MAX_BYTES as u64),
         }
     }
 
@@ -74,8 +87,21 @@ impl ConnActivity {
     }
 
     /// The response leaves request bytes unread; close the connection lingering.
-    pub(crate) fn mark_unread_input(&self) {
+    /// `declared` is the request's `Content-Length`, if it had one: that much is
+    /// drained (up to [`LINGER_MAX_DECLARED_BYTES`]; else [`LINGER_MAX_BYTES`]).
+    pub(crate) fn mark_unread_input(&self, declared: Option<u64>) {
+        let limit = match declared {
+            Some(n) if n <= LINGER_MAX_DECLARED_BYTES => n.max(LINGER_MAX_BYTES as u64),
+            _ => LINGER_MAX_BYTES as u64,
+        };
+        self.linger_bytes.store(limit, Ordering::Relaxed);
         self.unread_input.store(true, Ordering::Relaxed);
+    }
+
+    /// The most a lingering close reads, and whether a declared body is drained.
+    fn linger_limit(&self) -> (u64, bool) {
+        let limit = self.linger_bytes.load(Ordering::Relaxed);
+        (limit, limit > LINGER_MAX_BYTES as u64)
     }
 
     fn has_unread_input(&self) -> bool {
@@ -107,9 +133,11 @@ pub(crate) struct DeadlineIo {
     activity: Arc<ConnActivity>,
     header_timeout: Duration,
     idle_timeout: Duration,
+    /// How long a lingering close may drain a declared body.
+    body_timeout: Duration,
     timer: Pin<Box<Sleep>>,
     /// `Some(bytes discarded so far)` once a lingering close has started.
-    lingering: Option<usize>,
+    lingering: Option<u64>,
 }
 
 impl DeadlineIo {
@@ -123,6 +151,7 @@ impl DeadlineIo {
             activity,
             header_timeout: config.header_read_timeout,
             idle_timeout: config.keep_alive_timeout,
+            body_timeout: config.body_read_timeout,
             timer: Box::pin(tokio::time::sleep(config.header_read_timeout)),
             lingering: None,
         }
@@ -150,18 +179,22 @@ impl DeadlineIo {
         io::Error::new(io::ErrorKind::TimedOut, "connection phase timed out")
     }
 
-    /// Reads and discards input until EOF, [`LINGER_MAX_BYTES`] or [`LINGER_TIMEOUT`].
+    /// Reads and discards input until EOF, the connection's linger limit (see
+    /// [`ConnActivity::mark_unread_input`]) or the linger deadline.
     fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut scratch = [0u8; 8192];
+        let mut scratch = [0u8; 16384];
+        let (limit, _) = self.activity.linger_limit();
         loop {
             let drained = self.lingering.unwrap_or(0);
-            if drained >= LINGER_MAX_BYTES {
+            if drained >= limit {
                 return Poll::Ready(());
             }
             let mut buf = ReadBuf::new(&mut scratch);
             match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(()),
-                Poll::Ready(Ok(())) => self.lingering = Some(drained + buf.filled().len()),
+                Poll::Ready(Ok(())) => {
+                    self.lingering = Some(drained + buf.filled().len() as u64);
+                }
                 Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Pending => {
                     return match self.timer.as_mut().poll(cx) {
@@ -237,7 +270,11 @@ impl AsyncWrite for DeadlineIo {
         if this.lingering.is_none() {
             ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
             this.lingering = Some(0);
-            let deadline = Instant::now() + LINGER_TIMEOUT;
+            let timeout = match this.activity.linger_limit() {
+                (_, true) => LINGER_TIMEOUT.max(this.body_timeout),
+                (_, false) => LINGER_TIMEOUT,
+            };
+            let deadline = Instant::now() + timeout;
             this.arm(deadline);
         }
         ready!(this.poll_linger(cx));

@@ -277,8 +277,15 @@ impl ServiceInner {
         };
         if body_unread {
             // Unread input would otherwise be taken for the next request: close, and
-            // linger so that the client gets to read this response.
-            self.activity.mark_unread_input();
+            // linger (draining a declared body: a proxy still sending it would report
+            // the closed connection as 502) so that the client gets to read this
+            // response.
+            let declared = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            self.activity.mark_unread_input(declared);
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));

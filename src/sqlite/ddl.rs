@@ -138,10 +138,12 @@ fn create_multilink_table(conn: &Connection, cn: &str, prop: &str) -> Result<()>
 /// schema.toml keeps its data).
 fn update_class(conn: &Connection, class: &ClassDef) -> Result<()> {
     let cn = &class.name;
+    let db = conn.path().unwrap_or_default();
     let have = existing_columns(conn, &format!("_{cn}"))?;
     for (col, ty) in columns(class) {
         if !have.iter().any(|c| c == &col) {
             conn.execute_batch(&format!("alter table _{cn} add column {col} {ty}"))?;
+            tracing::info!(db, class = %cn, column = %col, "schema migration: column added");
             if let Some(prop) = col
                 .strip_prefix("__")
                 .and_then(|c| c.strip_suffix("_int__"))
@@ -152,18 +154,25 @@ fn update_class(conn: &Connection, class: &ClassDef) -> Result<()> {
         }
     }
     for p in class.properties.iter().filter(|p| p.kind.is_multilink()) {
+        if !table_exists(conn, &format!("{cn}_{}", p.name))? {
+            tracing::info!(db, class = %cn, property = %p.name,
+                "schema migration: Multilink table added");
+        }
         create_multilink_table(conn, cn, &p.name)?;
     }
     if let Some(key) = &class.key {
         // Roundup's unique (retired, key) index may be refused if old data has
         // duplicates; like Roundup, carry on without it then.
         if create_key_indexes(conn, cn, key).is_err() {
+            tracing::warn!(db, class = %cn, key = %key,
+                "schema migration: duplicate keys in old data; unique key index not created");
             conn.execute_batch(&format!(
                 "create index if not exists _{cn}_{key}_idx on _{cn}(_{key});"
             ))?;
         }
     }
     if !table_exists(conn, &format!("{cn}__journal"))? {
+        tracing::info!(db, class = %cn, "schema migration: journal table added");
         create_journal_table(conn, cn)?;
     }
     let has_ids: i64 =
@@ -268,6 +277,10 @@ pub fn sync_schema(conn: &mut Connection, schema: &Schema, options: &super::Opti
                         return Err(disallowed("CREATE", &class.name, "allow_create"));
                     }
                     create_class(&tx, class)?;
+                    if stored.is_some() {
+                        tracing::info!(db = tx.path().unwrap_or_default(), class = %class.name,
+                            "schema migration: class added (tables created)");
+                    }
                 }
                 changed = true;
             }
@@ -277,6 +290,8 @@ pub fn sync_schema(conn: &mut Connection, schema: &Schema, options: &super::Opti
     // Classes that left schema.toml keep their tables and their schema entry.
     for (name, old) in &stored_tables.tables {
         if schema.class(name).is_none() {
+            tracing::info!(db = tx.path().unwrap_or_default(), class = %name,
+                "class not in schema.toml: its tables and data are kept");
             entries.push((name.clone(), old.raw.clone()));
         }
     }
@@ -291,6 +306,12 @@ pub fn sync_schema(conn: &mut Connection, schema: &Schema, options: &super::Opti
         );
         tx.execute("delete from schema", [])?;
         tx.execute("insert into schema values (?1)", [text])?;
+        if stored.is_some() {
+            tracing::info!(
+                db = tx.path().unwrap_or_default(),
+                "schema migration: database brought up to schema.toml"
+            );
+        }
     }
     tx.commit()?;
     Ok(())

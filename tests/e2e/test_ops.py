@@ -87,7 +87,7 @@ def log_text(server):
 
 def test_exit_3_missing_tracker(ours_target, tmp_path):
     proc = run(ours_target, "-i", tmp_path / "nope", "--port", "0")
-    assert_exit(proc, 3, r"nope: not a tracker directory")
+    assert_exit(proc, 3, r"nope: does not exist")
     proc = run(ours_target, "--port", "0")
     assert_exit(proc, 3, r"no tracker given")
 
