@@ -305,6 +305,8 @@ fn readme_tables_match_the_audit() {
             ("xmlrpc_server", "request_deadline_sec"),
             ("xmlrpc_server", "max_connections_per_address"),
             ("xmlrpc_server", "max_body_bytes_in_flight"),
+            ("xmlrpc_server", "log_format"),
+            ("xmlrpc_server", "metrics_allow"),
         ])
     );
     assert_eq!(
