@@ -324,7 +324,7 @@ impl App {
         let creds = match auth::parse_authorization(header) {
             Ok(c) => c,
             Err(e) => {
-                tracing::info!(peer = %client, proxy = proxy_field, tracker = %name, error = %e, "malformed Authorization header");
+                tracing::info!(peer = %client, error = %e, tracker = %name, proxy = proxy_field, "malformed Authorization header");
                 self.count_refused(m, Outcome::Refused, started);
                 return Err(Box::new(Refusal::BadAuthorization.response()));
             }
@@ -342,7 +342,7 @@ impl App {
         let user = match login {
             Ok(u) => u,
             Err(LoginError::Invalid) => {
-                tracing::info!(peer = %client, proxy = proxy_field, tracker = %name, user = %field(login_name), duration_ms = millis(started.elapsed()), "invalid login");
+                tracing::info!(peer = %client, user = %field(login_name), duration_ms = millis(started.elapsed()), tracker = %name, proxy = proxy_field, "invalid login");
                 self.metrics.failed_login(&tracker.name);
                 self.count_refused(m, Outcome::Refused, started);
                 return Err(Box::new(
@@ -350,13 +350,13 @@ impl App {
                 ));
             }
             Err(LoginError::Limited(r)) => {
-                tracing::warn!(peer = %client, proxy = proxy_field, tracker = %name, user = %field(login_name), duration_ms = millis(started.elapsed()), "failed-login limit reached");
+                tracing::warn!(peer = %client, user = %field(login_name), duration_ms = millis(started.elapsed()), tracker = %name, proxy = proxy_field, "failed-login limit reached");
                 self.metrics.limiter_refusal(&tracker.name, Limit::Logins);
                 self.count_refused(m, Outcome::Refused, started);
                 return Err(Box::new(too_many(RateLimit::Logins, r, &m.limiter)));
             }
             Err(LoginError::Store(e)) => {
-                tracing::error!(peer = %client, proxy = proxy_field, tracker = %name, user = %field(login_name), error = %field(&e), "cannot read users");
+                tracing::error!(peer = %client, user = %field(login_name), error = %field(&e), tracker = %name, proxy = proxy_field, "cannot read users");
                 self.metrics.storage_errors(&tracker.name, 1);
                 self.count_refused(m, Outcome::Error, started);
                 return Err(Box::new(fault_response(&Error::Store(e).to_fault())));
@@ -370,7 +370,7 @@ impl App {
             format!("CALL-USER{}", user.username)
         };
         if let Err(r) = m.call_limiter.take(&call_key, Instant::now()) {
-            tracing::warn!(peer = %client, proxy = proxy_field, tracker = %name, user = %field(&user.username), duration_ms = millis(started.elapsed()), "call-rate limit reached");
+            tracing::warn!(peer = %client, user = %field(&user.username), duration_ms = millis(started.elapsed()), tracker = %name, proxy = proxy_field, "call-rate limit reached");
             self.metrics.limiter_refusal(&tracker.name, Limit::Calls);
             self.count_refused(m, Outcome::Refused, started);
             return Err(Box::new(too_many(RateLimit::Calls, r, &m.call_limiter)));
@@ -381,11 +381,12 @@ impl App {
         {
             tracing::info!(
                 peer = %client,
-                proxy = proxy_field,
-                tracker = %name,
                 user = %field(&user.username),
-                outcome = "fault 403",
+                outcome = %Outcome::Refused.as_str(),
+                fault_code = 403,
                 duration_ms = millis(started.elapsed()),
+                tracker = %name,
+                proxy = proxy_field,
                 "refused: no Xmlrpc Access"
             );
             self.count_refused(m, Outcome::Refused, started);
@@ -414,7 +415,7 @@ impl RpcCall for Session {
             Err(e) => {
                 // The error text may quote client data (a password in a badly typed
                 // field): log only the kind of failure.
-                tracing::info!(peer = %self.peer, proxy, tracker = %name, user = %field(&self.user.username), code = e.fault_code(), duration_ms = millis(self.started.elapsed()), "bad request document");
+                tracing::info!(peer = %self.peer, user = %field(&self.user.username), outcome = %Outcome::Invalid.as_str(), fault_code = e.fault_code(), duration_ms = millis(self.started.elapsed()), tracker = %name, proxy, "bad request document");
                 app.metrics.call(
                     &tracker.name,
                     NO_METHOD,
@@ -436,23 +437,23 @@ impl RpcCall for Session {
         if caller.overdue() && !deadline.committed() {
             tracing::warn!(
                 peer = %self.peer,
-                proxy,
-                tracker = %name,
                 user = %field(&self.user.username),
                 method = %methods_logged,
-                outcome = "deadline exceeded; rolled back",
+                outcome = %Outcome::Deadline.as_str(),
                 duration_ms = millis(elapsed),
+                tracker = %name,
+                proxy,
                 "call"
             );
             app.metrics
                 .call(&tracker.name, method, Outcome::Deadline, elapsed);
             return Refusal::Deadline.response();
         }
-        let (body, result, counted) = match &outcome {
-            Ok(v) => (xmlrpc::encode_response(v), "ok".to_string(), Outcome::Ok),
+        let (body, fault_code, counted) = match &outcome {
+            Ok(v) => (xmlrpc::encode_response(v), None, Outcome::Ok),
             Err(f) => (
                 xmlrpc::encode_fault(f),
-                format!("fault {}", f.code),
+                Some(f.code),
                 if caller.storage_errors() > 0 {
                     Outcome::Error
                 } else {
@@ -462,12 +463,13 @@ impl RpcCall for Session {
         };
         tracing::info!(
             peer = %self.peer,
-            proxy,
-            tracker = %name,
             user = %field(&self.user.username),
             method = %methods_logged,
-            outcome = %result,
+            outcome = %counted.as_str(),
+            fault_code,
             duration_ms = millis(elapsed),
+            tracker = %name,
+            proxy,
             "call"
         );
         app.metrics.call(&tracker.name, method, counted, elapsed);

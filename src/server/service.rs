@@ -326,16 +326,16 @@ impl ServiceInner {
             Err(err) => {
                 match &err {
                     RequestError::HandlerPanicked(_) | RequestError::HandlerFailed(_) => {
-                        error!(%peer, proxy = proxy.map(tracing::field::display), path = %field(&path), error = %err, "handler failed");
+                        error!(%peer, path = %field(&path), error = %err, proxy = proxy.map(tracing::field::display), "handler failed");
                     }
                     RequestError::Deadline => {
-                        warn!(%peer, proxy = proxy.map(tracing::field::display), path = %field(&path), "request deadline exceeded");
+                        warn!(%peer, path = %field(&path), proxy = proxy.map(tracing::field::display), "request deadline exceeded");
                     }
                     RequestError::Busy => {
-                        warn!(%peer, proxy = proxy.map(tracing::field::display), path = %field(&path), "body budget exhausted; answered 503");
+                        warn!(%peer, path = %field(&path), proxy = proxy.map(tracing::field::display), "body budget exhausted; answered 503");
                     }
                     _ => {
-                        debug!(%peer, proxy = proxy.map(tracing::field::display), path = %field(&path), error = %err, "request rejected")
+                        debug!(%peer, path = %field(&path), error = %err, proxy = proxy.map(tracing::field::display), "request rejected")
                     }
                 }
                 err.into_response()
@@ -355,11 +355,11 @@ impl ServiceInner {
             ($level:ident) => {
                 $level!(
                     %peer,
-                    proxy = proxy.map(tracing::field::display),
                     method = %field(parts.method.as_str()),
                     path = %field(&path),
                     status = response.status().as_u16(),
                     duration_ms = millis(start.elapsed()),
+                    proxy = proxy.map(tracing::field::display),
                     "request"
                 )
             };
