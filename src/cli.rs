@@ -5,7 +5,6 @@
 //! whole comment the long help (`--help`, the man page).
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// The usage lines of `--help` and the man page's SYNOPSIS (clap's own would
@@ -30,8 +29,8 @@ Examples:
   roundup-xmlrpc-server completions bash > /etc/bash_completion.d/roundup-xmlrpc-server
 
 Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 1 other failure, 2 bad
-command line, 3 missing tracker, 4 invalid schema.toml, 5 cannot listen, 6 cannot
-open the database, 7 invalid config.ini.
+command line, 3 missing tracker, 4 invalid schema.toml, 5 cannot listen (or resolve
+the --bind name), 6 cannot open the database, 7 invalid config.ini.
 
 See roundup-xmlrpc-server(1) for the tracker layout, signals, systemd and proxy setup.";
 
@@ -42,12 +41,15 @@ See roundup-xmlrpc-server(1) for the tracker layout, signals, systemd and proxy 
 /// `roundup-xmlrpc-server init`) over HTTP/1.1: a POST of an XML-RPC call to
 /// /NAME/xmlrpc (or /NAME) runs Roundup's schema, list, display, create, set,
 /// lookup, filter or action method as the user named in the Basic Authorization
-/// header (anonymous without one). GET /health answers "ok" for load balancers.
+/// header (anonymous without one). GET /health answers "ok" for load balancers (503
+/// when a tracker cannot read its database); GET /metrics answers Prometheus
+/// metrics to local clients (see --metrics-allow).
 ///
 /// It speaks plain HTTP and listens on 127.0.0.1 by default: put a TLS proxy such
 /// as nginx or Apache in front of it (see --trusted-proxy). Under systemd it
 /// reports readiness (Type=notify) and accepts a listening socket from a .socket
-/// unit. Each request is logged on stderr as one line; passwords never are.
+/// unit. Each request is logged on stderr as one line, as text or JSON
+/// (--log-format); passwords never are.
 #[derive(Debug, Parser)]
 #[command(
     name = "roundup-xmlrpc-server",
@@ -236,6 +238,17 @@ pub enum ForwardedHeaderArg {
     Forwarded,
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// key=value text after the time and level.
+    #[value(name = "text")]
+    Text,
+    /// One JSON object a line (timestamp, level, message and the same fields).
+    #[value(name = "json")]
+    Json,
+}
+
 /// Options for serving trackers.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -260,15 +273,18 @@ pub struct ServeArgs {
     /// listening socket (socket activation, LISTEN_FDS).
     #[arg(short = 'p', long, value_name = "PORT")]
     pub port: Option<u16>,
-    /// IP address to listen on.
+    /// IP address or host name to listen on.
     ///
     /// Default: the address of the first tracker's config.ini [xmlrpc_server] bind,
     /// else 127.0.0.1 (loopback): put a TLS proxy in front, and use 0.0.0.0 or ::
     /// only when clients must reach this server directly (it speaks plain HTTP, so
-    /// passwords would cross the network in clear text). Ignored when systemd passes
-    /// a listening socket.
+    /// passwords would cross the network in clear text). A host name (localhost) is
+    /// resolved once at start-up and the server listens on one of its addresses: the
+    /// first that can be bound, IPv4 addresses before IPv6 ones (so localhost is
+    /// 127.0.0.1); a name that does not resolve ends the server with exit status 5.
+    /// Ignored when systemd passes a listening socket.
     #[arg(long, value_name = "ADDR")]
-    pub bind: Option<IpAddr>,
+    pub bind: Option<String>,
     /// Believe the forwarding header of requests from this proxy (repeatable).
     ///
     /// An IP address or a network in CIDR form (127.0.0.1, ::1, 10.0.0.0/8). When the
@@ -291,6 +307,16 @@ pub struct ServeArgs {
         default_value_t = ForwardedHeaderArg::XForwardedFor
     )]
     pub forwarded_header: ForwardedHeaderArg,
+    /// Serve GET /metrics to clients of this address or network (repeatable).
+    ///
+    /// The client is the address after --trusted-proxy resolution, so a request
+    /// forwarded by a proxy counts as its original client's. Others get 403. Without
+    /// this option, the metrics_allow of the trackers' config.ini [xmlrpc_server]
+    /// sections apply (all of them), else loopback only (127.0.0.0/8, ::1). The
+    /// metrics show usage (calls per tracker and method, failed logins): do not
+    /// forward /metrics from the internet in the proxy either.
+    #[arg(long = "metrics-allow", value_name = "ADDR[/BITS]")]
+    pub metrics_allow: Vec<String>,
     /// Most connections open at once from one client address (0: no cap).
     ///
     /// Counted by TCP peer address (IPv6: per /64 network) when the connection is
@@ -317,6 +343,14 @@ pub struct ServeArgs {
     /// Requests and answers are always UTF-8.
     #[arg(short = 'e', long, value_name = "ENCODING")]
     pub encoding: Option<String>,
+    /// Write log lines as text (the default) or as JSON, one object a line.
+    ///
+    /// Default: the log_format of the first tracker's config.ini [xmlrpc_server],
+    /// else text. The lines written while the trackers are opened are text unless
+    /// this option says json. Both formats have the same fields; durations are
+    /// duration_ms (milliseconds) in every line.
+    #[arg(long, value_name = "FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormatArg>,
     /// Log more: -V debug, -VV trace (the default is info).
     ///
     /// Logs go to stderr, one line per event, without colours unless stderr is a
@@ -373,9 +407,9 @@ pub struct DemoArgs {
     /// TCP port to listen on.
     #[arg(short = 'p', long, value_name = "PORT", default_value_t = 8917)]
     pub port: u16,
-    /// IP address to listen on.
+    /// IP address or host name to listen on (see the server's --bind).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
-    pub bind: IpAddr,
+    pub bind: String,
 }
 
 /// Exit codes (documented in the man page's EXIT STATUS section).
@@ -390,7 +424,8 @@ pub mod exit {
     pub const NO_TRACKER: i32 = 3;
     /// schema.toml or initial_data.toml is invalid.
     pub const BAD_SCHEMA: i32 = 4;
-    /// The address could not be bound (port in use, no permission).
+    /// The address could not be bound (port in use, no permission), or the
+    /// `--bind` host name could not be resolved.
     pub const BIND: i32 = 5;
     /// The database could not be opened or upgraded.
     pub const DATABASE: i32 = 6;

@@ -26,7 +26,8 @@
 //!    intervals), [`xmlrpc`] (value model, hardened decoder, encoder), [`auth`]
 //!    (Basic header, password schemes, credential cache, limiter), [`deadline`] (a
 //!    call's deadline and the interrupter of its read), [`failpoint`], [`log`]
-//!    (escaped log fields), [`cli`] (the flag definitions), [`schema`] (the schema
+//!    (the log formats, escaped log fields), [`metrics`] (the Prometheus metrics and
+//!    their bounded labels), [`cli`] (the flag definitions), [`schema`] (the schema
 //!    model, its loaders and the check-condition language).
 //! 1. [`server`] (the HTTP front end; knows nothing of Roundup), [`store`] (the
 //!    storage trait, filter model, Python repr text, [`store::WatchedTx`]).
@@ -63,6 +64,7 @@ pub mod hyperdb;
 pub mod items;
 pub mod log;
 pub mod mail;
+pub mod metrics;
 pub mod pyworker;
 pub mod schema;
 pub mod security;

@@ -8,15 +8,15 @@ use roundup_xmlrpc::admin::{demo, init};
 use roundup_xmlrpc::app::App;
 use roundup_xmlrpc::cli::{
     exit, write_completions, Cli, Command, CompletionsArgs, ConvertArgs, DemoArgs, InitArgs,
-    ServeArgs,
+    LogFormatArg, ServeArgs,
 };
-use roundup_xmlrpc::config::serve::server_config;
+use roundup_xmlrpc::config::serve::{log_format, server_config};
 use roundup_xmlrpc::config::Settings;
-use roundup_xmlrpc::server::{self, ServerConfig};
+use roundup_xmlrpc::log::Format as LogFormat;
+use roundup_xmlrpc::server::{self, BindAddr, ServerConfig};
 use roundup_xmlrpc::tracker::{OpenError, Tracker};
 use roundup_xmlrpc::xmlrpc::Limits;
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,29 +63,26 @@ impl From<OpenError> for Fatal {
     }
 }
 
-/// Logs go to stderr; colours only on a terminal, and not with `NO_COLOR` set
-/// (journald, files and pipes get plain text).
-fn init_logging(verbose: u8) {
+/// Logs go to stderr, as text or JSON ([`roundup_xmlrpc::log`]); colours only on a
+/// terminal, and not with `NO_COLOR` set (journald, files and pipes get plain text).
+fn init_logging(verbose: u8, format: Option<LogFormatArg>) {
     let default = match verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let ansi = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .try_init();
+    let format = match format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) | None => LogFormat::Text,
+    };
+    roundup_xmlrpc::log::init(default, format, ansi);
 }
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.serve.verbose);
+    init_logging(cli.serve.verbose, cli.serve.log_format);
     let result = match cli.command {
         Some(Command::Init(args)) => run_init(&args),
         Some(Command::ConvertSchema(args)) => run_convert(&args),
@@ -94,7 +91,13 @@ fn main() {
         None => inherited_listener().and_then(|l| run_serve(&cli.serve, l)),
     };
     if let Err(f) = result {
-        eprintln!("roundup-xmlrpc-server: {}", f.message);
+        match roundup_xmlrpc::log::format() {
+            LogFormat::Text => eprintln!("roundup-xmlrpc-server: {}", f.message),
+            // Every line on stderr is a JSON object.
+            LogFormat::Json => {
+                tracing::error!(exit_status = f.code, "roundup-xmlrpc-server: {}", f.message)
+            }
+        }
         std::process::exit(f.code);
     }
 }
@@ -208,7 +211,10 @@ fn run_demo(args: &DemoArgs, inherited: Option<std::net::TcpListener>) -> Result
         );
     }
     let tracker = open_tracker(&args.dir, None)?;
-    let addr = SocketAddr::new(args.bind, args.port);
+    let addr = BindAddr {
+        host: args.bind.clone(),
+        port: args.port,
+    };
     let demo = Some(tracker.name.clone());
     serve(
         vec![Arc::new(tracker)],
@@ -275,6 +281,7 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
         ));
     }
     let settings: Vec<&Settings> = trackers.iter().map(|t| &t.settings).collect();
+    roundup_xmlrpc::log::set_format(log_format(args, &settings));
     let (config, addr) =
         server_config(args, &settings).map_err(|e| Fatal::new(exit::USAGE, e.to_string()))?;
     let default_root = args.instance.is_some();
@@ -288,7 +295,7 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
 
 /// Where to listen: the socket systemd passed, or else a new one bound to `addr`.
 struct Listen {
-    addr: SocketAddr,
+    addr: BindAddr,
     inherited: Option<std::net::TcpListener>,
     /// `demo`: the tracker name, to print its URL with the demo credentials.
     demo: Option<String>,
@@ -311,7 +318,9 @@ fn serve(
         max_body_bytes: config.max_decoded_body_bytes,
         ..Limits::default()
     };
-    let app = Arc::new(App::new(trackers, default_root, limits));
+    let app = Arc::new(
+        App::new(trackers, default_root, limits).with_metrics(Arc::clone(&config.metrics)),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -330,9 +339,12 @@ fn serve(
             Some(std_listener) => tokio::net::TcpListener::from_std(std_listener).map_err(|e| {
                 Fatal::new(exit::BIND, format!("cannot use the socket passed by systemd: {e}"))
             })?,
-            None => tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| Fatal::new(exit::BIND, format!("cannot listen on {addr}: {e}")))?,
+            None => server::listen::bind(&addr).await.map_err(|e| match e {
+                server::BindError::Resolve { .. } => {
+                    Fatal::new(exit::BIND, format!("--bind {}: {e}", addr.host))
+                }
+                server::BindError::Bind { .. } => Fatal::new(exit::BIND, e.to_string()),
+            })?,
         };
         let local = listener
             .local_addr()

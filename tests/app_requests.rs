@@ -16,6 +16,7 @@ use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use hyper::StatusCode;
 use roundup_xmlrpc::app::App;
 use roundup_xmlrpc::deadline::Deadline;
+use roundup_xmlrpc::metrics::Metrics;
 use roundup_xmlrpc::server::{Authorization, RpcHandler, RpcHead, RpcResponse};
 use roundup_xmlrpc::tracker::Tracker;
 use roundup_xmlrpc::xmlrpc::{encode_call, Limits, MethodCall, Value};
@@ -40,6 +41,7 @@ fn head(path: &str, login: Option<(&str, &str)>) -> RpcHead {
         path: path.to_string(),
         headers,
         peer: "192.0.2.7:4000".parse::<SocketAddr>().unwrap(),
+        tcp_peer: "192.0.2.7:4000".parse::<SocketAddr>().unwrap(),
     }
 }
 
@@ -219,4 +221,102 @@ fn bad_documents_and_overdue_calls() {
         t.call(&tracker_common::admin(), "list", &["keyword"]),
         Ok(Value::Array(vec![]))
     );
+}
+
+/// The value of the sample line starting with `name{labels}` in the metrics text.
+fn sample(metrics: &Metrics, series: &str) -> f64 {
+    let (text, _) = metrics.render(false);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn calls_logins_and_storage_errors_are_counted_and_health_reads_the_database() {
+    let t = classic("app-metrics", &["web.api_failed_login_limit=2"]);
+    let tracker = Tracker::open(&t.dir, "demo").unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let app = Arc::new(
+        App::new(vec![Arc::new(tracker)], true, Limits::default())
+            .with_metrics(Arc::clone(&metrics)),
+    );
+    let calls = |method: &str, outcome: &str| {
+        sample(
+            &metrics,
+            &format!(
+                "roundup_xmlrpc_calls_total{{tracker=\"demo\",method=\"{method}\",outcome=\"{outcome}\"}}"
+            ),
+        )
+    };
+    let failed = "roundup_xmlrpc_failed_logins_total{tracker=\"demo\"}";
+    let limited = "roundup_xmlrpc_limiter_refusals_total{tracker=\"demo\",limit=\"logins\"}";
+    let storage = "roundup_xmlrpc_storage_errors_total{tracker=\"demo\"}";
+    assert_eq!(sample(&metrics, failed), 0.0);
+    assert!(app.health().is_ok());
+
+    let admin = || head("/demo", Some(("admin", "pw")));
+    request(
+        &app,
+        admin(),
+        body("lookup", &["status", "chatting"]),
+        &later(),
+    );
+    request(
+        &app,
+        admin(),
+        body("lookup", &["status", "nosuch"]),
+        &later(),
+    );
+    // A made-up method name is counted as "other", never as itself.
+    request(&app, admin(), body("made.up\nname", &[]), &later());
+    request(&app, admin(), Bytes::from_static(b"<methodCall>"), &later());
+    assert_eq!(calls("lookup", "ok"), 1.0);
+    assert_eq!(calls("lookup", "fault"), 1.0);
+    assert_eq!(calls("other", "fault"), 1.0);
+    assert_eq!(calls("none", "invalid"), 1.0);
+    assert!(!metrics.render(false).0.contains("made.up"));
+
+    for _ in 0..2 {
+        request(
+            &app,
+            head("/demo", Some(("jo\"e x", "x"))),
+            Bytes::new(),
+            &later(),
+        );
+    }
+    let r = request(
+        &app,
+        head("/demo", Some(("jo\"e x", "x"))),
+        Bytes::new(),
+        &later(),
+    );
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(sample(&metrics, failed), 2.0);
+    assert_eq!(sample(&metrics, limited), 1.0);
+    assert_eq!(calls("none", "refused"), 3.0);
+    assert_eq!(sample(&metrics, "roundup_xmlrpc_calls_in_flight"), 0.0);
+
+    // The user table gone (renamed away): health fails without naming a file,
+    // logins are storage errors.
+    let db = t.dir.join("db").join("db");
+    let con = rusqlite::Connection::open(&db).unwrap();
+    con.execute_batch("ALTER TABLE _user RENAME TO _user_away")
+        .unwrap();
+    let reason = app.health().unwrap_err();
+    assert_eq!(reason, "cannot read the database of tracker demo");
+    let r = request(&app, admin(), body("schema", &[]), &later());
+    assert!(text(&r).contains("database error"), "{}", text(&r));
+    assert_eq!(calls("none", "error"), 1.0);
+    assert_eq!(
+        sample(&metrics, storage),
+        2.0,
+        "the health check's and the login's"
+    );
+    con.execute_batch("ALTER TABLE _user_away RENAME TO _user")
+        .unwrap();
+    assert!(app.health().is_ok());
+    let r = request(&app, admin(), body("schema", &[]), &later());
+    assert_eq!(r.status, StatusCode::OK);
 }

@@ -44,7 +44,8 @@ fn typed_values() {
          [xmlrpc_server]\npassword_default_scheme = bcrypt\nbcrypt_cost = 10\n\
          bind = 127.0.0.1:9000\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8 ::1\nmax_connections = 64\n\
          max_connections_per_address = 0\nmax_body_bytes_in_flight = 1000000\nrequest_deadline_sec = 5\n\
-         python = /opt/py/bin/python3\ndetector_timeout_sec = 7\n",
+         python = /opt/py/bin/python3\ndetector_timeout_sec = 7\n\
+         log_format = JSON\nmetrics_allow = 10.0.0.0/8, ::1\n",
     )
     .unwrap();
     assert_eq!(c.main.database, PathBuf::from("/var/db"));
@@ -89,6 +90,11 @@ fn typed_values() {
     assert_eq!(c.server.request_deadline_sec, Some(5));
     assert_eq!(c.server.python.as_deref(), Some("/opt/py/bin/python3"));
     assert_eq!(c.server.detector_timeout_sec, 7);
+    assert_eq!(c.server.log_format, Some(roundup_xmlrpc::log::Format::Json));
+    assert_eq!(
+        c.server.metrics_allow,
+        vec![parse_net("10.0.0.0/8").unwrap(), parse_net("::1").unwrap()]
+    );
 }
 
 #[test]
@@ -136,7 +142,11 @@ fn invalid_values_name_file_and_option() {
         ("[xmlrpc_server]\nbind = localhost\n",
          "config.ini: [xmlrpc_server] bind: \"localhost\": an address:port such as 127.0.0.1:8000 or [::1]:8000 is required"),
         ("[xmlrpc_server]\nbindd = 127.0.0.1:80\n",
-         "config.ini: [xmlrpc_server] bindd: unknown option (known: password_default_scheme, bcrypt_cost, bind, trusted_proxies, max_connections, max_request_bytes, request_timeout_sec, max_connections_per_address, max_body_bytes_in_flight, request_deadline_sec, python, detector_timeout_sec)"),
+         "config.ini: [xmlrpc_server] bindd: unknown option (known: password_default_scheme, bcrypt_cost, bind, trusted_proxies, max_connections, max_request_bytes, request_timeout_sec, max_connections_per_address, max_body_bytes_in_flight, request_deadline_sec, python, detector_timeout_sec, log_format, metrics_allow)"),
+        ("[xmlrpc_server]\nlog_format = xml\n",
+         "config.ini: [xmlrpc_server] log_format: \"xml\": allowed values are text, json"),
+        ("[xmlrpc_server]\nmetrics_allow = everyone\n",
+         "config.ini: [xmlrpc_server] metrics_allow: \"everyone\" is not an IP address or network (a.b.c.d/len)"),
         ("[main]\ndatabase = a\nDATABASE = b\n",
          "config.ini: [main] database: option set twice in this section"),
         ("[main]\n[main]\n", "config.ini: [main]: section appears twice"),

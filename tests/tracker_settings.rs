@@ -314,6 +314,8 @@ fn readme_tables_match_the_audit() {
             ("xmlrpc_server", "max_body_bytes_in_flight"),
             ("xmlrpc_server", "python"),
             ("xmlrpc_server", "detector_timeout_sec"),
+            ("xmlrpc_server", "log_format"),
+            ("xmlrpc_server", "metrics_allow"),
         ])
     );
     assert_eq!(

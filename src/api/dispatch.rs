@@ -34,6 +34,17 @@ const SYSTEM: [(&str, &str, &[&str]); 4] = [
     ),
 ];
 
+/// The name of a method this server has (`system.*` ones included), as a static
+/// string (a bounded label for metrics); `None` for any other name.
+pub fn known_method(name: &str) -> Option<&'static str> {
+    super::method(name).map(|m| m.name).or_else(|| {
+        SYSTEM
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(n, _, _)| *n)
+    })
+}
+
 /// The help text and signature of any method, `system.*` ones included.
 fn describe(name: &str) -> Option<(&'static str, &'static [&'static str])> {
     match SYSTEM.iter().find(|(n, _, _)| *n == name) {

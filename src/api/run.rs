@@ -43,6 +43,7 @@ pub struct Caller<'a> {
     deadline: Option<&'a Deadline>,
     commit: bool,
     overdue: bool,
+    storage_errors: u64,
 }
 
 impl<'a> Caller<'a> {
@@ -54,6 +55,7 @@ impl<'a> Caller<'a> {
             deadline: None,
             commit: true,
             overdue: false,
+            storage_errors: 0,
         }
     }
 
@@ -86,6 +88,12 @@ impl<'a> Caller<'a> {
         self.overdue
     }
 
+    /// How many storage failures (the database could not be read or written) the
+    /// calls so far met.
+    pub fn storage_errors(&self) -> u64 {
+        self.storage_errors
+    }
+
     /// Answers one call as a client sees it: a `system.*` method or a Roundup method
     /// (see [`super::dispatch`]).
     pub fn dispatch(&mut self, call: &MethodCall) -> Result<Value, Fault> {
@@ -107,6 +115,7 @@ impl<'a> Caller<'a> {
     pub fn run_fault(&mut self, name: &str, params: &[Value]) -> Result<Value, Fault> {
         self.run(name, params).map_err(|e| {
             if let Error::Store(detail) | Error::ReadOnlyStore(detail) = &e {
+                self.storage_errors += 1;
                 tracing::error!(tracker = %self.tracker.name, method = %field(name), error = %field(detail), "storage failure");
             }
             e.to_fault()
@@ -190,7 +199,7 @@ impl<'a> Caller<'a> {
     }
 
     /// Records ids allocated by failed creates as used (after the rollback).
-    fn consume_ids(&self, burned: &[(String, Id)]) {
+    fn consume_ids(&mut self, burned: &[(String, Id)]) {
         let result = (|| -> crate::store::Result<()> {
             let mut tx = self.tracker.store.write()?;
             for (cn, id) in burned {
@@ -201,6 +210,7 @@ impl<'a> Caller<'a> {
             tx.commit()
         })();
         if let Err(e) = result {
+            self.storage_errors += 1;
             tracing::warn!(tracker = %self.tracker.name, error = %e, "could not record consumed ids");
         }
     }

@@ -12,6 +12,7 @@ use crate::api::Caller;
 use crate::auth::{self, Credentials, RetryAfter};
 use crate::error::Error;
 use crate::items::{self, Changes};
+use crate::log::field;
 use crate::security::{split_roles, UserCtx};
 use crate::store::{Multilinks, PropValue, Tx};
 use crate::tracker::Tracker;
@@ -270,11 +271,11 @@ impl App {
         match store_password(&m.tracker, &who, old_hash, &new_hash) {
             Ok(true) => {
                 self.credentials.insert(username, password, &new_hash);
-                tracing::info!(tracker = %m.name, user = %username, from = auth::scheme_of(old_hash).unwrap_or(""), to = policy.scheme.as_str(), "password hash migrated");
+                tracing::info!(tracker = %field(&m.tracker.name), user = %field(username), from = auth::scheme_of(old_hash).unwrap_or(""), to = policy.scheme.as_str(), "password hash migrated");
             }
             Ok(false) => {}
             Err(e) => {
-                tracing::warn!(tracker = %m.name, user = %username, error = %e, "password hash not migrated")
+                tracing::warn!(tracker = %field(&m.tracker.name), user = %field(username), error = %e, "password hash not migrated")
             }
         }
     }

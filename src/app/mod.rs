@@ -9,11 +9,13 @@ mod login;
 
 use login::{LoginError, VerifyGate, LIMIT_FACTOR};
 
+use crate::api::dispatch::known_method;
 use crate::api::Caller;
 use crate::auth::{self, CredentialCache, Credentials, LoginLimiter, RetryAfter};
 use crate::deadline::Deadline;
 use crate::error::{decode_fault, Error};
-use crate::log::{field, method_list};
+use crate::log::{field, method_list, millis};
+use crate::metrics::{InFlight, Limit, Metrics, Outcome, NO_METHOD, OTHER_METHOD};
 use crate::security::UserCtx;
 use crate::server::{
     Authorization, RateLimit, RateLimited, Refusal, RpcCall, RpcHandler, RpcHead, RpcResponse,
@@ -65,6 +67,8 @@ pub struct App {
     limits: Limits,
     credentials: CredentialCache,
     gate: VerifyGate,
+    /// Where calls, failed logins, limiter refusals and storage errors are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for App {
@@ -106,13 +110,32 @@ impl App {
                 }
             })
             .collect();
+        let metrics = Arc::new(Metrics::new());
         App {
             mounted,
             default_root,
             limits,
             credentials: CredentialCache::new(CREDENTIAL_CACHE_SIZE, CREDENTIAL_CACHE_TTL),
             gate: VerifyGate::default(),
+            metrics: Arc::clone(&metrics),
         }
+        .with_metrics(metrics)
+    }
+
+    /// The same application, counting into `metrics` (the front end's, so that
+    /// `/metrics` shows both); each served tracker's counters start at 0.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> App {
+        for m in &self.mounted {
+            metrics.add_tracker(&m.tracker.name);
+        }
+        self.metrics = metrics;
+        self
+    }
+
+    /// Counts a call of tracker `m` that ended before its body was read.
+    fn count_refused(&self, m: &Mounted, outcome: Outcome, started: Instant) {
+        self.metrics
+            .call(&m.tracker.name, NO_METHOD, outcome, started.elapsed());
     }
 
     /// The tracker a request path reaches (see [`rpc_path`]); names match
@@ -233,7 +256,11 @@ struct Session {
     tracker: usize,
     user: UserCtx,
     peer: SocketAddr,
+    /// The trusted proxy the request came through, if any.
+    proxy: Option<SocketAddr>,
     started: Instant,
+    /// Counts the call in flight until it is answered (or its body never comes).
+    _in_flight: InFlight,
 }
 
 impl RpcHandler for App {
@@ -247,6 +274,36 @@ impl RpcHandler for App {
             Err(refusal) => Authorization::Refuse(*refusal),
         }
     }
+
+    /// Every tracker must be able to read its users (as every login does): a
+    /// lookup of `anonymous` in a read transaction. The reason names the tracker,
+    /// not its files; the error itself goes to the log.
+    fn health(&self) -> Result<(), String> {
+        let mut failing = Vec::new();
+        for m in &self.mounted {
+            let tracker = &*m.tracker;
+            let Some(users) = tracker.schema.class("user") else {
+                continue;
+            };
+            let read = tracker
+                .store
+                .read()
+                .and_then(|mut tx| tx.lookup(users, "username", "anonymous").map(drop));
+            if let Err(e) = read {
+                self.metrics.storage_errors(&tracker.name, 1);
+                tracing::error!(tracker = %field(&tracker.name), error = %field(&e.to_string()), "health check: cannot read the database");
+                failing.push(tracker.name.as_str());
+            }
+        }
+        if failing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = failing.iter().map(|n| field(n).to_string()).collect();
+        Err(format!(
+            "cannot read the database of tracker {}",
+            names.join(", ")
+        ))
+    }
 }
 
 impl App {
@@ -256,17 +313,27 @@ impl App {
         let Some(index) = self.route(&head.path) else {
             return Err(Box::new(Refusal::NoTracker.response()));
         };
+        let in_flight = self.metrics.call_in_flight();
         let m = &self.mounted[index];
+        let tracker = &*m.tracker;
+        let name = field(&tracker.name);
+        let client = head.peer;
+        let proxy = (head.peer != head.tcp_peer).then_some(head.tcp_peer);
+        let proxy_field = proxy.map(tracing::field::display);
         let header = head.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
         let creds = match auth::parse_authorization(header) {
             Ok(c) => c,
             Err(e) => {
-                tracing::info!(peer = %head.peer, error = %e, "malformed Authorization header");
+                tracing::info!(peer = %client, error = %e, tracker = %name, proxy = proxy_field, "malformed Authorization header");
+                self.count_refused(m, Outcome::Refused, started);
                 return Err(Box::new(Refusal::BadAuthorization.response()));
             }
         };
+        let login_name = match &creds {
+            Credentials::Anonymous => "anonymous",
+            Credentials::Basic { username, .. } => username.as_str(),
+        };
         let peer = head.peer.ip().to_string();
-        let tracker = &*m.tracker;
         // The login's read transaction ends here, before the body is read.
         let login = match tracker.store.read() {
             Ok(mut tx) => self.login(m, &creds, &peer, &mut *tx),
@@ -275,17 +342,23 @@ impl App {
         let user = match login {
             Ok(u) => u,
             Err(LoginError::Invalid) => {
-                tracing::info!(peer = %head.peer, tracker = %m.name, "invalid login");
+                tracing::info!(peer = %client, user = %field(login_name), duration_ms = millis(started.elapsed()), tracker = %name, proxy = proxy_field, "invalid login");
+                self.metrics.failed_login(&tracker.name);
+                self.count_refused(m, Outcome::Refused, started);
                 return Err(Box::new(
                     Refusal::InvalidUser { path: head.path }.response(),
                 ));
             }
             Err(LoginError::Limited(r)) => {
-                tracing::warn!(peer = %head.peer, tracker = %m.name, "failed-login limit reached");
+                tracing::warn!(peer = %client, user = %field(login_name), duration_ms = millis(started.elapsed()), tracker = %name, proxy = proxy_field, "failed-login limit reached");
+                self.metrics.limiter_refusal(&tracker.name, Limit::Logins);
+                self.count_refused(m, Outcome::Refused, started);
                 return Err(Box::new(too_many(RateLimit::Logins, r, &m.limiter)));
             }
             Err(LoginError::Store(e)) => {
-                tracing::error!(tracker = %m.name, error = %field(&e), "cannot read users");
+                tracing::error!(peer = %client, user = %field(login_name), error = %field(&e), tracker = %name, proxy = proxy_field, "cannot read users");
+                self.metrics.storage_errors(&tracker.name, 1);
+                self.count_refused(m, Outcome::Error, started);
                 return Err(Box::new(fault_response(&Error::Store(e).to_fault())));
             }
         };
@@ -297,7 +370,9 @@ impl App {
             format!("CALL-USER{}", user.username)
         };
         if let Err(r) = m.call_limiter.take(&call_key, Instant::now()) {
-            tracing::warn!(peer = %head.peer, user = %field(&user.username), "call-rate limit reached");
+            tracing::warn!(peer = %client, user = %field(&user.username), duration_ms = millis(started.elapsed()), tracker = %name, proxy = proxy_field, "call-rate limit reached");
+            self.metrics.limiter_refusal(&tracker.name, Limit::Calls);
+            self.count_refused(m, Outcome::Refused, started);
             return Err(Box::new(too_many(RateLimit::Calls, r, &m.call_limiter)));
         }
         if !tracker
@@ -305,12 +380,16 @@ impl App {
             .has_permission_static(&user, "Xmlrpc Access", None, None)
         {
             tracing::info!(
-                peer = %head.peer,
+                peer = %client,
                 user = %field(&user.username),
-                outcome = "fault 403",
-                ms = started.elapsed().as_secs_f64() * 1000.0,
+                outcome = %Outcome::Refused.as_str(),
+                fault_code = 403,
+                duration_ms = millis(started.elapsed()),
+                tracker = %name,
+                proxy = proxy_field,
                 "refused: no Xmlrpc Access"
             );
+            self.count_refused(m, Outcome::Refused, started);
             return Err(Box::new(fault_response(&Error::Forbidden.to_fault())));
         }
         Ok(Session {
@@ -318,7 +397,9 @@ impl App {
             tracker: index,
             user,
             peer: head.peer,
+            proxy,
             started,
+            _in_flight: in_flight,
         })
     }
 }
@@ -327,12 +408,20 @@ impl RpcCall for Session {
     fn call(self: Box<Self>, body: Bytes, deadline: &Deadline) -> RpcResponse {
         let app = &*self.app;
         let tracker = &*app.mounted[self.tracker].tracker;
+        let name = field(&tracker.name);
+        let proxy = self.proxy.map(tracing::field::display);
         let call = match xmlrpc::decode_request(&body, &app.limits) {
             Ok(c) => c,
             Err(e) => {
                 // The error text may quote client data (a password in a badly typed
                 // field): log only the kind of failure.
-                tracing::info!(peer = %self.peer, user = %field(&self.user.username), code = e.fault_code(), "bad request document");
+                tracing::info!(peer = %self.peer, user = %field(&self.user.username), outcome = %Outcome::Invalid.as_str(), fault_code = e.fault_code(), duration_ms = millis(self.started.elapsed()), tracker = %name, proxy, "bad request document");
+                app.metrics.call(
+                    &tracker.name,
+                    NO_METHOD,
+                    Outcome::Invalid,
+                    self.started.elapsed(),
+                );
                 return fault_response(&decode_fault(&e));
             }
         };
@@ -341,30 +430,49 @@ impl RpcCall for Session {
         let outcome = caller.dispatch(&call);
         let names = multicall_names(&call);
         let methods_logged = method_list(&call.name, &names);
-        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let method = known_method(&call.name).unwrap_or(OTHER_METHOD);
+        let elapsed = self.started.elapsed();
+        app.metrics
+            .storage_errors(&tracker.name, caller.storage_errors());
         if caller.overdue() && !deadline.committed() {
             tracing::warn!(
                 peer = %self.peer,
                 user = %field(&self.user.username),
                 method = %methods_logged,
-                outcome = "deadline exceeded; rolled back",
-                ms,
+                outcome = %Outcome::Deadline.as_str(),
+                duration_ms = millis(elapsed),
+                tracker = %name,
+                proxy,
                 "call"
             );
+            app.metrics
+                .call(&tracker.name, method, Outcome::Deadline, elapsed);
             return Refusal::Deadline.response();
         }
-        let (body, result) = match &outcome {
-            Ok(v) => (xmlrpc::encode_response(v), "ok".to_string()),
-            Err(f) => (xmlrpc::encode_fault(f), format!("fault {}", f.code)),
+        let (body, fault_code, counted) = match &outcome {
+            Ok(v) => (xmlrpc::encode_response(v), None, Outcome::Ok),
+            Err(f) => (
+                xmlrpc::encode_fault(f),
+                Some(f.code),
+                if caller.storage_errors() > 0 {
+                    Outcome::Error
+                } else {
+                    Outcome::Fault
+                },
+            ),
         };
         tracing::info!(
             peer = %self.peer,
             user = %field(&self.user.username),
             method = %methods_logged,
-            outcome = %result,
-            ms,
+            outcome = %counted.as_str(),
+            fault_code,
+            duration_ms = millis(elapsed),
+            tracker = %name,
+            proxy,
             "call"
         );
+        app.metrics.call(&tracker.name, method, counted, elapsed);
         xml_response(body)
     }
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use self::ini::{read_ini, RawIni};
 use crate::auth::password::{HashPolicy, Scheme, BCRYPT_COST, MAX_BCRYPT_COST, MIN_BCRYPT_COST};
+use crate::log::Format as LogFormat;
 use crate::server::{parse_net, IpNet};
 
 pub use crate::auth::password::MIN_PBKDF2_ROUNDS;
@@ -298,6 +299,11 @@ pub struct XmlrpcServerConfig {
     /// `detector_timeout_sec`: time a run of Python detectors (with what is nested
     /// in it) may take (default 30; the call's deadline applies too).
     pub detector_timeout_sec: u64,
+    /// `log_format`: `text` or `json` (unset: the command line's, else text).
+    pub log_format: Option<LogFormat>,
+    /// `metrics_allow`: addresses or networks that may read `/metrics` (empty: the
+    /// command line's, else loopback).
+    pub metrics_allow: Vec<IpNet>,
 }
 
 /// A tracker's settings: its config.ini, typed, with Roundup's defaults for
@@ -597,7 +603,7 @@ fn parse_mailgw(r: &RawIni) -> Result<MailgwConfig, ConfigError> {
 }
 
 /// The options of `[xmlrpc_server]` (an unknown one there is an error: it is ours).
-pub const SERVER_OPTIONS: [&str; 12] = [
+pub const SERVER_OPTIONS: [&str; 14] = [
     "password_default_scheme",
     "bcrypt_cost",
     "bind",
@@ -610,6 +616,8 @@ pub const SERVER_OPTIONS: [&str; 12] = [
     "request_deadline_sec",
     "python",
     "detector_timeout_sec",
+    "log_format",
+    "metrics_allow",
 ];
 
 fn parse_server(r: &RawIni) -> Result<XmlrpcServerConfig, ConfigError> {
@@ -640,25 +648,17 @@ fn parse_server(r: &RawIni) -> Result<XmlrpcServerConfig, ConfigError> {
             )
         })?),
     };
-    let mut trusted_proxies = Vec::new();
-    for item in r
-        .string(s, "trusted_proxies", "")?
-        .split(|c: char| c == ',' || c.is_whitespace())
-    {
-        if item.is_empty() {
-            continue;
-        }
-        match parse_net(item) {
-            Ok(n) => trusted_proxies.push(n),
-            Err(_) => {
-                return Err(r.invalid(
-                    s,
-                    "trusted_proxies",
-                    format!("\"{item}\" is not an IP address or network (a.b.c.d/len)"),
-                ))
-            }
-        }
-    }
+    let trusted_proxies = nets(r, "trusted_proxies")?;
+    let metrics_allow = nets(r, "metrics_allow")?;
+    let log_format = match r.opt_string(s, "log_format")? {
+        None => None,
+        Some(_) => Some(r.choice(
+            s,
+            "log_format",
+            LogFormat::Text,
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )?),
+    };
     Ok(XmlrpcServerConfig {
         password_default_scheme: r.choice(
             s,
@@ -683,7 +683,33 @@ fn parse_server(r: &RawIni) -> Result<XmlrpcServerConfig, ConfigError> {
         request_deadline_sec: r.opt_number(s, "request_deadline_sec", 1)?,
         python: r.opt_string(s, "python")?.filter(|p| !p.is_empty()),
         detector_timeout_sec: r.number(s, "detector_timeout_sec", 30, 1, Some(86_400))?,
+        log_format,
+        metrics_allow,
     })
+}
+
+/// A list of addresses or networks (comma or space separated) of `[xmlrpc_server]`.
+fn nets(r: &RawIni, option: &str) -> Result<Vec<IpNet>, ConfigError> {
+    let mut nets = Vec::new();
+    for item in r
+        .string(SERVER_SECTION, option, "")?
+        .split(|c: char| c == ',' || c.is_whitespace())
+    {
+        if item.is_empty() {
+            continue;
+        }
+        match parse_net(item) {
+            Ok(n) => nets.push(n),
+            Err(_) => {
+                return Err(r.invalid(
+                    SERVER_SECTION,
+                    option,
+                    format!("\"{item}\" is not an IP address or network (a.b.c.d/len)"),
+                ))
+            }
+        }
+    }
+    Ok(nets)
 }
 
 #[cfg(test)]

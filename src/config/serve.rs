@@ -1,14 +1,16 @@
-//! The process-wide settings of `serve`: the front end's [`ServerConfig`] and the
-//! address to listen on, from the command-line flags merged with the
+//! The process-wide settings of `serve`: the front end's [`ServerConfig`], the
+//! address to listen on and the log format, from the command-line flags merged with the
 //! `[xmlrpc_server]` options of the served trackers ([`server_config`], the one
 //! place where flags and config.ini meet). The trackers' settings were read when
 //! they were opened; nothing here reads a file.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crate::cli::{ForwardedHeaderArg, ServeArgs};
-use crate::server::{parse_net, ForwardedHeader, IpNet, IpNetError, ServerConfig};
+use crate::cli::{ForwardedHeaderArg, LogFormatArg, ServeArgs};
+use crate::log::Format as LogFormat;
+use crate::server::config::default_metrics_allow;
+use crate::server::{parse_net, BindAddr, ForwardedHeader, IpNet, IpNetError, ServerConfig};
 
 use super::Settings;
 
@@ -29,6 +31,27 @@ pub enum FlagError {
         /// Why it is not a network.
         error: IpNetError,
     },
+    /// `--metrics-allow` is not an address or network.
+    #[error("--metrics-allow {arg}: {error}")]
+    MetricsAllow {
+        /// The flag's value.
+        arg: String,
+        /// Why it is not a network.
+        error: IpNetError,
+    },
+}
+
+/// The log format: `--log-format`, else the first tracker's `[xmlrpc_server]
+/// log_format`, else text.
+pub fn log_format(flags: &ServeArgs, trackers: &[&Settings]) -> LogFormat {
+    match flags.log_format {
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        None => trackers
+            .first()
+            .and_then(|t| t.server.log_format)
+            .unwrap_or_default(),
+    }
 }
 
 /// The front end's settings and the listen address for serving `trackers` with
@@ -37,14 +60,16 @@ pub enum FlagError {
 /// `max_request_bytes`, `request_timeout_sec`, `max_connections_per_address` (0, no
 /// cap, counting as the largest), `max_body_bytes_in_flight` and
 /// `request_deadline_sec`; `trusted_proxies` of every tracker unless
-/// `--trusted-proxy` is given; `bind` of the first tracker. The largest accepted body
-/// is lowered to the body budget when above it.
+/// `--trusted-proxy` is given, `metrics_allow` likewise (else loopback); `bind` of
+/// the first tracker. The largest accepted body is lowered to the body budget when
+/// above it.
 pub fn server_config(
     flags: &ServeArgs,
     trackers: &[&Settings],
-) -> Result<(ServerConfig, SocketAddr), FlagError> {
+) -> Result<(ServerConfig, BindAddr), FlagError> {
     let mut config = ServerConfig {
         trusted_proxies: trusted_proxies(flags, trackers)?,
+        metrics_allow: metrics_allow(flags, trackers)?,
         forwarded_header: match flags.forwarded_header {
             ForwardedHeaderArg::XForwardedFor => ForwardedHeader::XForwardedFor,
             ForwardedHeaderArg::Forwarded => ForwardedHeader::Forwarded,
@@ -96,14 +121,45 @@ pub fn server_config(
     }
     fit_body_limit_to_budget(&mut config);
     let bind = trackers.first().and_then(|t| t.server.bind);
-    let addr = SocketAddr::new(
-        flags.bind.or(bind.map(|b| b.ip())).unwrap_or(DEFAULT_BIND),
-        flags
+    let addr = BindAddr {
+        host: flags
+            .bind
+            .clone()
+            .or(bind.map(|b| b.ip().to_string()))
+            .unwrap_or_else(|| DEFAULT_BIND.to_string()),
+        port: flags
             .port
             .or(bind.map(|b| b.port()))
             .unwrap_or(DEFAULT_PORT),
-    );
+    };
     Ok((config, addr))
+}
+
+/// Who may read `/metrics`: `--metrics-allow` if given, else the `[xmlrpc_server]
+/// metrics_allow` of every served tracker, else loopback.
+fn metrics_allow(flags: &ServeArgs, trackers: &[&Settings]) -> Result<Vec<IpNet>, FlagError> {
+    let mut nets: Vec<IpNet> = Vec::new();
+    if flags.metrics_allow.is_empty() {
+        for net in trackers.iter().flat_map(|t| &t.server.metrics_allow) {
+            if !nets.contains(net) {
+                nets.push(*net);
+            }
+        }
+    } else {
+        for p in &flags.metrics_allow {
+            let net = parse_net(p).map_err(|error| FlagError::MetricsAllow {
+                arg: p.clone(),
+                error,
+            })?;
+            if !nets.contains(&net) {
+                nets.push(net);
+            }
+        }
+    }
+    if nets.is_empty() {
+        nets = default_metrics_allow();
+    }
+    Ok(nets)
 }
 
 /// A body larger than the body budget could never be read: lower the body limits to
@@ -171,7 +227,9 @@ mod tests {
     #[test]
     fn defaults_without_flags_or_options() {
         let (config, addr) = server_config(&flags(&[]), &[&settings("")]).unwrap();
-        assert_eq!(addr, SocketAddr::new(DEFAULT_BIND, DEFAULT_PORT));
+        assert_eq!(addr, BindAddr::ip(DEFAULT_BIND, DEFAULT_PORT));
+        assert_eq!(config.metrics_allow, default_metrics_allow());
+        assert_eq!(log_format(&flags(&[]), &[&settings("")]), LogFormat::Text);
         let d = ServerConfig::default();
         assert_eq!(config.max_connections, d.max_connections);
         assert_eq!(config.max_body_bytes, d.max_body_bytes);
@@ -193,7 +251,7 @@ mod tests {
         let (config, addr) = server_config(&flags(&[]), &[&a, &b]).unwrap();
         assert_eq!(
             addr,
-            "127.0.0.2:9000".parse().unwrap(),
+            BindAddr::ip("127.0.0.2".parse().unwrap(), 9000),
             "the first tracker's bind"
         );
         assert_eq!(config.max_connections, 50);
@@ -226,7 +284,7 @@ mod tests {
             "forwarded",
         ]);
         let (config, addr) = server_config(&f, &[&a, &b]).unwrap();
-        assert_eq!(addr, "127.0.0.2:7000".parse().unwrap());
+        assert_eq!(addr, BindAddr::ip("127.0.0.2".parse().unwrap(), 7000));
         assert_eq!(config.max_connections_per_address, 9);
         assert_eq!(config.max_body_bytes_in_flight, 500);
         assert_eq!(
@@ -239,6 +297,45 @@ mod tests {
             vec![parse_net("192.0.2.1").unwrap()]
         );
         assert_eq!(config.forwarded_header, ForwardedHeader::Forwarded);
+    }
+
+    #[test]
+    fn metrics_allow_log_format_and_bind_names() {
+        let a = settings("[xmlrpc_server]\nmetrics_allow = 10.0.0.0/8\nlog_format = json\n");
+        let b = settings("[xmlrpc_server]\nmetrics_allow = ::1, 10.0.0.0/8\nlog_format = text\n");
+        let (config, _) = server_config(&flags(&[]), &[&a, &b]).unwrap();
+        assert_eq!(
+            config.metrics_allow,
+            vec![parse_net("10.0.0.0/8").unwrap(), parse_net("::1").unwrap()]
+        );
+        assert_eq!(log_format(&flags(&[]), &[&a, &b]), LogFormat::Json);
+        assert_eq!(log_format(&flags(&[]), &[&b, &a]), LogFormat::Text);
+        let f = flags(&[
+            "--metrics-allow",
+            "192.0.2.0/24",
+            "--log-format",
+            "text",
+            "--bind",
+            "localhost",
+        ]);
+        let (config, addr) = server_config(&f, &[&a]).unwrap();
+        assert_eq!(
+            config.metrics_allow,
+            vec![parse_net("192.0.2.0/24").unwrap()]
+        );
+        assert_eq!(log_format(&f, &[&a]), LogFormat::Text);
+        assert_eq!(
+            addr,
+            BindAddr {
+                host: "localhost".into(),
+                port: DEFAULT_PORT
+            }
+        );
+        let e = server_config(&flags(&["--metrics-allow", "nope"]), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--metrics-allow nope: invalid IP address \"nope\""
+        );
     }
 
     #[test]

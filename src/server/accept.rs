@@ -27,7 +27,8 @@ use super::conn::{ConnActivity, DeadlineIo};
 use super::handler::RpcHandler;
 use super::peer::net_contains;
 use super::refusal::{OVER_ADDRESS_CAP_RESPONSE, OVER_CAPACITY_RESPONSE};
-use super::service::{RpcService, Shared};
+use super::service::{HealthCheck, RpcService, Shared};
+use crate::metrics::ConnRefusal;
 
 /// Pause after a failed `accept()` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -52,6 +53,7 @@ pub async fn run(
         config: Arc::clone(&config),
         blocking: Arc::new(Semaphore::new(config.max_blocking_handlers.max(1))),
         budget: ByteBudget::new(config.max_body_bytes_in_flight),
+        health: HealthCheck::default(),
     });
     let connection_slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let address_slots = Arc::new(AddressSlots::new(config.max_connections_per_address));
@@ -91,6 +93,9 @@ pub async fn run(
         let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
             reject_over_capacity(&stream);
             drop(stream);
+            config
+                .metrics
+                .connection_refused(ConnRefusal::MaxConnections);
             if let Some(rejected) = over_cap.rejected() {
                 warn!(
                     max_connections = config.max_connections,
@@ -111,6 +116,7 @@ pub async fn run(
                 Err(()) => {
                     let _ = stream.try_write(OVER_ADDRESS_CAP_RESPONSE);
                     drop(stream);
+                    config.metrics.connection_refused(ConnRefusal::PerAddress);
                     if let Some(rejected) = over_address_cap.rejected() {
                         warn!(
                             peer = %tcp_peer.ip(),
@@ -130,9 +136,11 @@ pub async fn run(
         let service = RpcService::new(Arc::clone(&shared), tcp_peer, activity);
         let builder = Arc::clone(&builder);
         let mut stop = stop_rx.clone();
+        let open = config.metrics.connection_opened();
         connections.spawn(async move {
             let _slot = slot;
             let _address_slot = address_slot;
+            let _open = open;
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
             let result = tokio::select! {

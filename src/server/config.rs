@@ -1,10 +1,22 @@
-//! [`ServerConfig`]: the limits and timeouts of the HTTP front end, and whose
-//! forwarding headers it believes. Built (by `config::serve`) from the
+//! [`ServerConfig`]: the limits and timeouts of the HTTP front end, whose
+//! forwarding headers it believes, who may read `/metrics`, and the metrics it
+//! counts into. Built (by `config::serve`) from the
 //! flags and the trackers' `[xmlrpc_server]` options; the tests build their own.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::peer::{ForwardedHeader, IpNet};
+use crate::metrics::Metrics;
+
+/// Who may read `/metrics` by default: the loopback addresses.
+pub fn default_metrics_allow() -> Vec<IpNet> {
+    vec![
+        IpNet::new_assert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+        IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+    ]
+}
 
 /// Limits and timeouts of the HTTP front end. [`Default`] gives values that are safe
 /// to expose to untrusted clients.
@@ -65,6 +77,12 @@ pub struct ServerConfig {
     /// The header the trusted proxies set; the other one is ignored, so a client cannot
     /// smuggle a fake address through the header the proxy does not rewrite.
     pub forwarded_header: ForwardedHeader,
+    /// Clients (after trusted-proxy resolution) that may read `GET /metrics`; others
+    /// get `403`. Default: loopback ([`default_metrics_allow`]).
+    pub metrics_allow: Vec<IpNet>,
+    /// Where the front end counts connections and responses, and what `/metrics`
+    /// shows (the application counts its calls into the same one).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +104,8 @@ impl Default for ServerConfig {
             gzip_threshold: 1400,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
+            metrics_allow: default_metrics_allow(),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }

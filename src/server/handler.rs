@@ -19,6 +19,8 @@ pub struct RpcHead {
     pub headers: hyper::HeaderMap,
     /// The client address (after trusted-proxy resolution).
     pub peer: SocketAddr,
+    /// The TCP peer: `peer` itself, or the trusted proxy that forwarded the request.
+    pub tcp_peer: SocketAddr,
 }
 
 /// What the application answers to a request.
@@ -44,6 +46,13 @@ pub trait RpcHandler: Send + Sync + 'static {
     /// the returned call, since the body may take [`super::ServerConfig::body_read_timeout`]
     /// to arrive.
     fn authorize(self: Arc<Self>, head: RpcHead) -> Authorization;
+    /// Whether the application can serve calls, for `GET /health`: `Err` with a reason
+    /// fit for the internet (no file paths) when it cannot. Blocking (run on a
+    /// blocking thread, at most one at a time, within a short timeout); it must be
+    /// cheap and must not write. The default: always healthy.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What [`RpcHandler::authorize`] decided.

@@ -13,6 +13,7 @@
 //! * [`peer`]: trusted proxies and the client address of a request; the CIDR type.
 //! * [`handler`]: the [`RpcHandler`] trait the application implements.
 //! * [`config`]: the [`ServerConfig`] of the front end.
+//! * [`listen`]: the address to listen on, a host name resolved ([`BindAddr`]).
 //! * [`systemd`]: socket activation and readiness notification.
 
 pub mod accept;
@@ -21,6 +22,7 @@ pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod handler;
+pub mod listen;
 pub mod peer;
 pub mod refusal;
 pub mod service;
@@ -29,6 +31,7 @@ pub mod systemd;
 pub use accept::run;
 pub use config::ServerConfig;
 pub use handler::{Authorization, RpcCall, RpcHandler, RpcHead, RpcResponse};
+pub use listen::{BindAddr, BindError};
 pub use peer::{parse_net, resolve_peer, ForwardedHeader, IpNet, IpNetError};
 pub use refusal::{RateLimit, RateLimited, Refusal};
 pub use systemd::{notify_ready, notify_stopping, take_inherited_listener};

@@ -96,15 +96,7 @@ impl RequestError {
     /// The response for this error: [`Refusal::response`] with the standard headers
     /// first.
     pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
-        let RpcResponse {
-            status,
-            headers,
-            content_type,
-            body,
-        } = self.refusal().response();
-        let mut response = text_response(status, content_type, body);
-        response.headers_mut().extend(headers);
-        response
+        self.refusal().http_response()
     }
 }
 
@@ -228,6 +220,14 @@ pub enum Refusal {
     Deadline,
     /// 500: the handler failed.
     Internal,
+    /// 403: `/metrics` asked by a client outside `--metrics-allow`.
+    MetricsForbidden,
+    /// 503: `/health` found the application unable to serve (the reason is the
+    /// handler's, free of file paths).
+    Unhealthy {
+        /// Why, e.g. `tracker demo cannot read its database`.
+        reason: String,
+    },
 }
 
 impl Refusal {
@@ -238,9 +238,9 @@ impl Refusal {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Self::BadAuthorization | Self::CorruptGzip | Self::BodyRead => StatusCode::BAD_REQUEST,
-            Self::InvalidUser { .. } => StatusCode::FORBIDDEN,
+            Self::InvalidUser { .. } | Self::MetricsForbidden => StatusCode::FORBIDDEN,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Busy | Self::Deadline => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy | Self::Deadline | Self::Unhealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTooLarge | Self::DecodedTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -271,6 +271,7 @@ impl Refusal {
                     ),
                 )
             }
+            Self::Unhealthy { reason } => (TEXT_PLAIN, format!("unavailable: {reason}\n")),
             other => {
                 match other {
                     Self::MethodNotAllowed { allow } => {
@@ -292,6 +293,19 @@ impl Refusal {
         }
     }
 
+    /// The whole HTTP response: [`Refusal::response`] with the standard headers.
+    pub(crate) fn http_response(&self) -> Response<Full<Bytes>> {
+        let RpcResponse {
+            status,
+            headers,
+            content_type,
+            body,
+        } = self.response();
+        let mut response = text_response(status, content_type, body);
+        response.headers_mut().extend(headers);
+        response
+    }
+
     /// The text/plain body of the refusals that have one.
     fn message(&self) -> &'static str {
         match self {
@@ -309,7 +323,8 @@ impl Refusal {
             Self::BodyRead => "could not read the request body\n",
             Self::Deadline => "request deadline exceeded\n",
             Self::Internal => "internal server error\n",
-            Self::InvalidUser { .. } | Self::TooManyRequests(_) => "",
+            Self::MetricsForbidden => "forbidden: /metrics is served to --metrics-allow only\n",
+            Self::InvalidUser { .. } | Self::TooManyRequests(_) | Self::Unhealthy { .. } => "",
         }
     }
 }

@@ -2,7 +2,11 @@
 //! the body budget, gzip, the request deadline.
 //!
 //! For each request on a connection served by [`super::run`]: `GET`/`HEAD
-//! /health` answers `ok`; a path the [`RpcHandler`] does not serve is 404; a method
+//! /health` answers `ok`, or `503` when [`RpcHandler::health`] says the application
+//! cannot serve (checked on a blocking thread, one check at a time, at most every
+//! [`HEALTH_CACHE`], within [`HEALTH_TIMEOUT`]); `GET`/`HEAD /metrics` answers the
+//! [`crate::metrics::Metrics`] to the clients of [`ServerConfig::metrics_allow`]
+//! (`403` to the others); a path the [`RpcHandler`] does not serve is 404; a method
 //! other than POST is 405 (`Allow: POST`); a POST with neither `Content-Length` nor
 //! chunked framing is 411. Then, before the body is read, the handler decides from
 //! the head alone ([`RpcHandler::authorize`], on a blocking thread): a refusal is
@@ -31,8 +35,9 @@ use hyper::header::{
     TRANSFER_ENCODING, VARY,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
 use super::body::{
@@ -43,16 +48,72 @@ use super::budget::{ByteBudget, Reservation};
 use super::config::ServerConfig;
 use super::conn::ConnActivity;
 use super::handler::{Authorization, RpcCall, RpcHandler, RpcHead, RpcResponse};
-use super::peer::resolve_peer;
-use super::refusal::{text_response, RequestError, TEXT_PLAIN};
+use super::peer::{net_contains, resolve_peer};
+use super::refusal::{text_response, Refusal, RequestError, TEXT_PLAIN};
 use crate::deadline::Deadline;
-use crate::log::field;
+use crate::log::{field, millis};
+use crate::metrics::wants_openmetrics;
 
 /// Value of the `Server` header on every response.
 pub const SERVER_NAME: &str = "roundup-xmlrpc-server";
 
-/// The load-balancer health check path (`GET` or `HEAD` answers `200 ok`).
+/// The load-balancer health check path (`GET` or `HEAD` answers `200 ok`, or `503`).
 pub const HEALTH_PATH: &str = "/health";
+
+/// The metrics path (`GET` or `HEAD`).
+pub const METRICS_PATH: &str = "/metrics";
+
+/// How long the result of a health check is reused.
+pub const HEALTH_CACHE: Duration = Duration::from_secs(1);
+
+/// How long a health check may take before `/health` answers `503`.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The state of `/health`: one check at a time, its result reused for
+/// [`HEALTH_CACHE`]; a check that outlived [`HEALTH_TIMEOUT`] is waited for again
+/// by the next request instead of starting another.
+#[derive(Default)]
+pub(crate) struct HealthCheck {
+    state: Mutex<HealthState>,
+}
+
+#[derive(Default)]
+struct HealthState {
+    last: Option<(Instant, Result<(), String>)>,
+    running: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl HealthCheck {
+    /// The handler's health, checked now or at most [`HEALTH_CACHE`] ago.
+    async fn check(&self, handler: &Arc<dyn RpcHandler>) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        if let Some((at, result)) = &state.last {
+            if at.elapsed() < HEALTH_CACHE {
+                return result.clone();
+            }
+        }
+        let mut task = match state.running.take() {
+            Some(task) => task,
+            None => {
+                let handler = Arc::clone(handler);
+                tokio::task::spawn_blocking(move || handler.health())
+            }
+        };
+        let result = match tokio::time::timeout(HEALTH_TIMEOUT, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the health check failed".to_string()),
+            Err(_) => {
+                state.running = Some(task);
+                Err("the health check timed out".to_string())
+            }
+        };
+        if let Err(reason) = &result {
+            warn!(reason = %field(reason), "health check failed");
+        }
+        state.last = Some((Instant::now(), result.clone()));
+        result
+    }
+}
 
 /// What the blocking part produces: the handler's answer and the body to send.
 struct Reply {
@@ -199,6 +260,8 @@ pub(crate) struct Shared {
     pub(crate) blocking: Arc<Semaphore>,
     /// Request bodies in memory ([`ServerConfig::max_body_bytes_in_flight`]).
     pub(crate) budget: Arc<ByteBudget>,
+    /// `/health`.
+    pub(crate) health: HealthCheck,
 }
 
 struct ServiceInner {
@@ -252,6 +315,7 @@ impl ServiceInner {
             &self.config().trusted_proxies,
             self.config().forwarded_header,
         );
+        let proxy = (peer != self.tcp_peer).then_some(self.tcp_peer);
         let path = parts.uri.path().to_owned();
         let mut body_unread = !body.is_end_stream();
         let result = self
@@ -262,15 +326,17 @@ impl ServiceInner {
             Err(err) => {
                 match &err {
                     RequestError::HandlerPanicked(_) | RequestError::HandlerFailed(_) => {
-                        error!(%peer, path = %field(&path), error = %err, "handler failed");
+                        error!(%peer, path = %field(&path), error = %err, proxy = proxy.map(tracing::field::display), "handler failed");
                     }
                     RequestError::Deadline => {
-                        warn!(%peer, path = %field(&path), "request deadline exceeded");
+                        warn!(%peer, path = %field(&path), proxy = proxy.map(tracing::field::display), "request deadline exceeded");
                     }
                     RequestError::Busy => {
-                        warn!(%peer, path = %field(&path), "body budget exhausted; answered 503");
+                        warn!(%peer, path = %field(&path), proxy = proxy.map(tracing::field::display), "body budget exhausted; answered 503");
                     }
-                    _ => debug!(%peer, path = %field(&path), error = %err, "request rejected"),
+                    _ => {
+                        debug!(%peer, path = %field(&path), error = %err, proxy = proxy.map(tracing::field::display), "request rejected")
+                    }
                 }
                 err.into_response()
             }
@@ -299,11 +365,15 @@ impl ServiceInner {
                     method = %field(parts.method.as_str()),
                     path = %field(&path),
                     status = response.status().as_u16(),
-                    duration = ?start.elapsed(),
+                    duration_ms = millis(start.elapsed()),
+                    proxy = proxy.map(tracing::field::display),
                     "request"
                 )
             };
         }
+        self.config()
+            .metrics
+            .http_response(response.status().as_u16());
         if response.status().is_success() && parts.method == Method::POST {
             request_line!(debug);
         } else {
@@ -323,9 +393,16 @@ impl ServiceInner {
         let is_read = parts.method == Method::GET || parts.method == Method::HEAD;
         let rpc_path = self.shared.handler.is_rpc_path(path);
         if path == HEALTH_PATH && is_read {
-            return Ok(text_response(StatusCode::OK, TEXT_PLAIN, "ok\n"));
+            return Ok(match self.shared.health.check(&self.shared.handler).await {
+                Ok(()) => text_response(StatusCode::OK, TEXT_PLAIN, "ok\n"),
+                Err(reason) => Refusal::Unhealthy { reason }.http_response(),
+            });
         }
-        if path == HEALTH_PATH && !(rpc_path && parts.method == Method::POST) {
+        if path == METRICS_PATH && is_read {
+            return Ok(self.metrics(&parts.headers, peer));
+        }
+        let own_path = path == HEALTH_PATH || path == METRICS_PATH;
+        if own_path && !(rpc_path && parts.method == Method::POST) {
             let allow = if rpc_path {
                 "GET, HEAD, POST"
             } else {
@@ -353,6 +430,7 @@ impl ServiceInner {
             path: path.to_owned(),
             headers: parts.headers.clone(),
             peer,
+            tcp_peer: self.tcp_peer,
         };
         let gzip_above = accepts_gzip(&parts.headers).then_some(self.config().gzip_threshold);
         let job = |call, body| CallJob {
@@ -415,6 +493,26 @@ impl ServiceInner {
         let job = job(PendingCall::Authorized(call), bytes);
         let reply = self.call_handler(job, reservation).await?;
         Ok(reply_response(reply))
+    }
+
+    /// `GET /metrics`: the metrics for a client of [`ServerConfig::metrics_allow`]
+    /// (OpenMetrics when its `Accept` asks for it), else `403`.
+    fn metrics(&self, headers: &hyper::HeaderMap, client: SocketAddr) -> Response<Full<Bytes>> {
+        let allowed = self
+            .config()
+            .metrics_allow
+            .iter()
+            .any(|net| net_contains(net, client.ip()));
+        if !allowed {
+            return Refusal::MetricsForbidden.http_response();
+        }
+        let openmetrics = headers
+            .get_all(hyper::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(wants_openmetrics);
+        let (text, content_type) = self.config().metrics.render(openmetrics);
+        text_response(StatusCode::OK, content_type, text)
     }
 
     /// Runs [`RpcHandler::authorize`] on a blocking thread, holding a handler slot,

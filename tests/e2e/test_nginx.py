@@ -251,7 +251,16 @@ def test_advanced_client_through_nginx(proxied):
     assert (resp.status, resp.read()) == (200, b"ok\n")
     conn.close()
 
+    # /metrics is not forwarded from the internet.
+    conn = http.client.HTTPSConnection("localhost", nginx.https_port,
+                                       context=nginx.ssl_context(), timeout=30)
+    conn.request("GET", "/metrics")
+    resp = conn.getresponse()
+    assert resp.status == 404 and b"roundup_xmlrpc" not in resp.read()
+    conn.close()
+
     log = server_log(srv)
+    assert "path=/metrics" not in log
     calls = re.findall(r"call peer=(\S+) user=admin method=(\S+)", log)
     assert [m for _, m in calls][-5:] == ["schema", "display", "display", "filter", "filter"]
     peers = {p for p, _ in calls[-5:]}

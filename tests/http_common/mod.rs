@@ -40,11 +40,28 @@ pub struct TestHandler {
     pub committed: AtomicUsize,
     /// `commit:` calls refused a commit by the deadline.
     pub rolled_back: AtomicUsize,
+    /// `health` calls.
+    pub health_checks: AtomicUsize,
+    /// What `health` answers: 0 healthy, 1 `Err("test says no")`, 2 healthy after
+    /// 3 s.
+    pub health_mode: AtomicUsize,
 }
 
 impl RpcHandler for TestHandler {
     fn is_rpc_path(&self, path: &str) -> bool {
         matches!(path, "/" | "/xmlrpc" | "/demo" | "/demo/xmlrpc")
+    }
+
+    fn health(&self) -> Result<(), String> {
+        self.health_checks.fetch_add(1, Ordering::SeqCst);
+        match self.health_mode.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            1 => Err("test says no".into()),
+            _ => {
+                std::thread::sleep(Duration::from_secs(3));
+                Ok(())
+            }
+        }
     }
 
     fn authorize(self: Arc<Self>, head: RpcHead) -> Authorization {
