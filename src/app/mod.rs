@@ -183,24 +183,20 @@ pub fn rpc_path(path: &str) -> Option<RpcPath> {
     Some(RpcPath::Tracker(name.to_lowercase()))
 }
 
-/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
+/// Decodes `%XX` escapes (with `percent-encoding`); `None` for a malformed escape
+/// (which that crate would leave as it is) or a result that is not UTF-8.
 fn percent_decode_strict(s: &str) -> Option<String> {
-    let hex = |c: u8| (c as char).to_digit(16);
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let high = hex(*b.get(i + 1)?)?;
-            let low = hex(*b.get(i + 2)?)?;
-            out.push(u8::try_from(high * 16 + low).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
+    let malformed = s.match_indices('%').any(|(i, _)| {
+        !s.get(i + 1..i + 3)
+            .is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+    });
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 fn xml_response(body: Vec<u8>) -> RpcResponse {
@@ -527,6 +523,9 @@ mod tests {
             "/%zz",
             "/demo%",
             "/demo%4",
+            "/%%41",
+            "/%4g",
+            "/%-1",
             "/%ff%fe",
             "/demo/%2e%2e/xmlrpc",
         ] {
