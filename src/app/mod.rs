@@ -290,6 +290,13 @@ impl RpcHandler for App {
         deadline: &Deadline,
     ) -> Option<RpcResponse> {
         let index = self.route(&head.path)?;
+        // Other calls are not decoded here (they would be twice).
+        if !matches!(
+            method_name_hint(body),
+            Some(b"display" | b"lookup" | b"schema")
+        ) {
+            return None;
+        }
         let call = xmlrpc::decode_request(body, &self.limits).ok()?;
         if !inline_method(&self.mounted[index].tracker, &call) {
             return None;
@@ -345,6 +352,18 @@ impl From<Box<RpcResponse>> for Refused {
     fn from(r: Box<RpcResponse>) -> Refused {
         Refused::Answer(r)
     }
+}
+
+/// What a request body's first `<methodName>` element holds, found by plain byte
+/// search: a hint only (the decoder decides), so that calls that cannot go inline
+/// are not decoded twice.
+fn method_name_hint(body: &[u8]) -> Option<&[u8]> {
+    const OPEN: &[u8] = b"<methodName>";
+    const CLOSE: &[u8] = b"</methodName>";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let start = find(body, OPEN)? + OPEN.len();
+    let len = find(&body[start..], CLOSE)?;
+    Some(body[start..start + len].trim_ascii())
 }
 
 /// The calls [`RpcHandler::call_inline`] answers on the executor thread: reads whose
