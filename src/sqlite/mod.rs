@@ -32,7 +32,7 @@ pub use values::index_words;
 use values::{cell_to_value, column_kind, value_to_sql, RowShape};
 
 /// Page cache per reader connection, in KiB, as SQLite's negative `cache_size`.
-const READER_CACHE_KIB: i64 = -512;
+const READER_CACHE_KIB: i64 = -128;
 
 /// How many idle reader connections are kept.
 const MAX_IDLE_READERS: usize = 16;
