@@ -14,7 +14,8 @@
 //! body into memory. (A body of at most [`EARLY_BODY_MAX`] bytes that has already
 //! arrived with the head, without `Expect: 100-continue`, is taken along, from the
 //! budget, and the handler authorizes and runs the call in one trip to a blocking
-//! thread.) An accepted request reserves its body from
+//! thread, or, for a cheap read it accepts in [`RpcHandler::call_inline`], right on
+//! the executor thread.) An accepted request reserves its body from
 //! the global [`ByteBudget`] (`503` + `Retry-After` when it is spent), reads it
 //! within the size and time limits of [`ServerConfig`] (gunzipped if sent with
 //! `Content-Encoding: gzip`, the decoded copy counted too), and the call runs on a
