@@ -320,3 +320,71 @@ fn calls_logins_and_storage_errors_are_counted_and_health_reads_the_database() {
     let r = request(&app, admin(), body("schema", &[]), &later());
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[test]
+fn cheap_reads_of_verified_callers_are_answered_inline_and_nothing_else_is() {
+    let t = classic("app-inline", &[]);
+    let tracker = Tracker::open(&t.dir, "demo").unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let app = Arc::new(
+        App::new(vec![Arc::new(tracker)], true, Limits::default())
+            .with_metrics(Arc::clone(&metrics)),
+    );
+    let lookups = "roundup_xmlrpc_calls_total{tracker=\"demo\",method=\"lookup\",outcome=\"ok\"}";
+    let failed = "roundup_xmlrpc_failed_logins_total{tracker=\"demo\"}";
+    // A series appears once counted.
+    let count = |series: &str| {
+        let (text, _) = metrics.render(false);
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.parse::<f64>().unwrap())
+    };
+    let inline =
+        |login, b: Bytes| Arc::clone(&app).call_inline(&head("/demo", login), &b, &later());
+    let admin = Some(("admin", "pw"));
+    let lookup = || body("lookup", &["status", "chatting"]);
+
+    // Not yet verified: the password would have to be hashed, so not here (and
+    // nothing is counted), nor for a wrong password or an unknown user.
+    assert!(inline(admin, lookup()).is_none());
+    assert!(inline(Some(("admin", "wrong")), lookup()).is_none());
+    assert!(inline(Some(("nobody", "x")), lookup()).is_none());
+    assert_eq!(count(failed), 0.0);
+    assert_eq!(count(lookups), 0.0);
+
+    // Verified once the usual way: its cheap reads are answered inline, exactly as
+    // the usual way answers them, and counted.
+    let usual = request(&app, head("/demo", admin), lookup(), &later());
+    assert_eq!(count(lookups), 1.0);
+    let r = inline(admin, lookup()).expect("answered inline");
+    assert_eq!((r.status, text(&r)), (usual.status, text(&usual)));
+    assert_eq!(count(lookups), 2.0);
+    for b in [body("display", &["status1"]), body("schema", &[])] {
+        let r = inline(admin, b.clone()).expect("answered inline");
+        let usual = request(&app, head("/demo", admin), b, &later());
+        assert_eq!(text(&r), text(&usual));
+    }
+    // A wrong password of a verified user still is not (it needs a hash).
+    assert!(inline(Some(("admin", "wrong")), lookup()).is_none());
+
+    // Writes, scans, FileClass content, multicalls and undecodable bodies go the
+    // usual way.
+    for b in [
+        body("create", &["keyword", "name=x"]),
+        body("set", &["status1", "name=x"]),
+        body("list", &["issue"]),
+        body("filter", &["issue"]),
+        body("display", &["msg1"]),
+        body("system.multicall", &[]),
+        Bytes::from_static(b"<methodCall>"),
+    ] {
+        assert!(inline(admin, b).is_none());
+    }
+    assert_eq!(
+        t.call(&tracker_common::admin(), "list", &["keyword"]),
+        Ok(Value::Array(vec![]))
+    );
+    // Anonymous (no password to verify) is answered inline: here its refusal.
+    let r = inline(None, body("schema", &[])).expect("answered inline");
+    assert!(text(&r).contains("<int>403</int>"), "{}", text(&r));
+}

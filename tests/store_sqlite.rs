@@ -186,6 +186,25 @@ fn multilinks_filter_and_sort() {
     assert_eq!(tx.filter(issue, &restricted).unwrap(), [ids[0], ids[2]]);
     tx.set_retired(issue, ids[0], true).unwrap();
     assert_eq!(tx.filter(issue, &restricted).unwrap(), [ids[2]]);
+    // All Multilinks (read in one statement) are each the item's own, ascending,
+    // and present (empty) when the item has none.
+    let mut v = Values::new();
+    v.insert("nosy".into(), Some(PropValue::Multilink(vec![3, 1, 2])));
+    v.insert("keyword".into(), Some(PropValue::Multilink(vec![k2])));
+    tx.update(issue, ids[2], &v, 1, Date::now(), true).unwrap();
+    let all = tx.get(issue, ids[2], Multilinks::All).unwrap().unwrap();
+    assert_eq!(all.get("nosy"), Some(&PropValue::Multilink(vec![1, 2, 3])));
+    assert_eq!(all.get("keyword"), Some(&PropValue::Multilink(vec![k2])));
+    for p in ["messages", "files", "superseder"] {
+        assert_eq!(all.get(p), Some(&PropValue::Multilink(vec![])), "{p}");
+    }
+    let all = tx.get(issue, ids[1], Multilinks::All).unwrap().unwrap();
+    assert_eq!(
+        all.get("keyword"),
+        Some(&PropValue::Multilink(vec![k1, k2]))
+    );
+    assert_eq!(all.get("nosy"), Some(&PropValue::Multilink(vec![])));
+    assert_eq!(all.values.len(), none.values.len() + 5);
 }
 
 #[test]

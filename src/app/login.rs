@@ -72,6 +72,8 @@ pub(super) enum LoginError {
     Limited(RetryAfter),
     /// The database could not be read.
     Store(String),
+    /// Only when hashing was not allowed: the answer needs a password hash.
+    WouldHash,
 }
 
 /// The failed-login limiter keys of one attempt.
@@ -182,6 +184,7 @@ impl App {
         creds: &Credentials,
         peer: &str,
         tx: &mut dyn Tx,
+        may_hash: bool,
     ) -> Result<UserCtx, LoginError> {
         let tracker = &m.tracker;
         let Some(users) = tracker.schema.class("user") else {
@@ -214,6 +217,7 @@ impl App {
             {
                 return Ok(user_ctx(&u, username.to_string()));
             }
+            _ if !may_hash => return Err(LoginError::WouldHash),
             _ => {
                 // No such user (or no password): one hash, as for a wrong password,
                 // so the time taken does not tell which names exist.
@@ -227,6 +231,9 @@ impl App {
             }
         };
         if !self.credentials.check(username, password, &hash) {
+            if !may_hash {
+                return Err(LoginError::WouldHash);
+            }
             // One verification per username at a time, counted before the next one
             // starts: concurrent guesses cannot all slip past the limiter.
             let hashed = self.gate.run(username, || {

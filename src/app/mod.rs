@@ -265,9 +265,42 @@ impl RpcHandler for App {
     }
 
     fn authorize(self: Arc<Self>, head: RpcHead) -> Authorization {
-        match self.check_caller(head) {
+        match self.check_caller(&head, true) {
             Ok(session) => Authorization::Call(Box::new(session)),
-            Err(refusal) => Authorization::Refuse(*refusal),
+            Err(Refused::Answer(refusal)) => Authorization::Refuse(*refusal),
+            // Not asked for: the caller may hash.
+            Err(Refused::WouldHash) => Authorization::Refuse(fault_response(
+                &Error::Internal("login without verification".into()).to_fault(),
+            )),
+        }
+    }
+
+    /// Cheap reads (see [`inline_method`]) of callers whose credentials are cached
+    /// are answered on the executor thread; anything else (a password to verify, a
+    /// body that does not decode, another method) goes the usual way, and nothing
+    /// has been counted, logged or rate-limited for it here.
+    fn call_inline(
+        self: Arc<Self>,
+        head: &RpcHead,
+        body: &Bytes,
+        deadline: &Deadline,
+    ) -> Option<RpcResponse> {
+        let index = self.route(&head.path)?;
+        // Other calls are not decoded here (they would be twice).
+        if !matches!(
+            method_name_hint(body),
+            Some(b"display" | b"lookup" | b"schema")
+        ) {
+            return None;
+        }
+        let call = xmlrpc::decode_request(body, &self.limits).ok()?;
+        if !inline_method(&self.mounted[index].tracker, &call) {
+            return None;
+        }
+        match self.check_caller(head, false) {
+            Ok(session) => Some(session.run(call, deadline)),
+            Err(Refused::Answer(refusal)) => Some(*refusal),
+            Err(Refused::WouldHash) => None,
         }
     }
 
@@ -302,12 +335,61 @@ impl RpcHandler for App {
     }
 }
 
+/// Why [`App::check_caller`] did not let a caller through.
+enum Refused {
+    /// This answer (logged and counted).
+    Answer(Box<RpcResponse>),
+    /// Only without `may_hash`: the login needs a password hash computed (nothing
+    /// was logged or counted).
+    WouldHash,
+}
+
+impl From<Box<RpcResponse>> for Refused {
+    fn from(r: Box<RpcResponse>) -> Refused {
+        Refused::Answer(r)
+    }
+}
+
+/// What a request body's first `<methodName>` element holds, found by plain byte
+/// search: a hint only (the decoder decides), so that calls that cannot go inline
+/// are not decoded twice.
+fn method_name_hint(body: &[u8]) -> Option<&[u8]> {
+    const OPEN: &[u8] = b"<methodName>";
+    const CLOSE: &[u8] = b"</methodName>";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let start = find(body, OPEN)? + OPEN.len();
+    let len = find(&body[start..], CLOSE)?;
+    Some(body[start..start + len].trim_ascii())
+}
+
+/// The calls [`RpcHandler::call_inline`] answers on the executor thread: reads whose
+/// cost is a few indexed row reads, never a scan or a file. `display` of an item of
+/// a class that is not a FileClass (whose content is a file), `lookup`, `schema`.
+fn inline_method(tracker: &Tracker, call: &MethodCall) -> bool {
+    match call.name.as_str() {
+        "lookup" | "schema" => true,
+        "display" => {
+            let Some(Value::String(designator)) = call.params.first() else {
+                return false;
+            };
+            let class = designator.trim_end_matches(|c: char| c.is_ascii_digit());
+            tracker
+                .schema
+                .class(class)
+                .is_some_and(|c| c.kind != crate::schema::ClassKind::FileClass)
+        }
+        _ => false,
+    }
+}
+
 impl App {
     /// [`RpcHandler::authorize`]: the session of an allowed caller, or the answer.
-    fn check_caller(self: Arc<Self>, head: RpcHead) -> Result<Session, Box<RpcResponse>> {
+    /// Without `may_hash`, a login that would verify a password (not cached, or an
+    /// unknown user) is [`Refused::WouldHash`] before anything is counted.
+    fn check_caller(self: &Arc<Self>, head: &RpcHead, may_hash: bool) -> Result<Session, Refused> {
         let started = Instant::now();
         let Some(index) = self.route(&head.path) else {
-            return Err(Box::new(Refusal::NoTracker.response()));
+            return Err(Box::new(Refusal::NoTracker.response()).into());
         };
         let in_flight = self.metrics.call_in_flight();
         let m = &self.mounted[index];
@@ -322,7 +404,7 @@ impl App {
             Err(e) => {
                 tracing::info!(peer = %client, error = %e, tracker = %name, proxy = proxy_field, "malformed Authorization header");
                 self.count_refused(m, Outcome::Refused, started);
-                return Err(Box::new(Refusal::BadAuthorization.response()));
+                return Err(Box::new(Refusal::BadAuthorization.response()).into());
             }
         };
         let login_name = match &creds {
@@ -332,30 +414,35 @@ impl App {
         let peer = head.peer.ip().to_string();
         // The login's read transaction ends here, before the body is read.
         let login = match tracker.store.read() {
-            Ok(mut tx) => self.login(m, &creds, &peer, &mut *tx),
+            Ok(mut tx) => self.login(m, &creds, &peer, &mut *tx, may_hash),
             Err(e) => Err(LoginError::Store(e.to_string())),
         };
         let user = match login {
             Ok(u) => u,
+            Err(LoginError::WouldHash) => return Err(Refused::WouldHash),
             Err(LoginError::Invalid) => {
                 tracing::info!(peer = %client, user = %field(login_name), duration_ms = millis(started.elapsed()), tracker = %name, proxy = proxy_field, "invalid login");
                 self.metrics.failed_login(&tracker.name);
                 self.count_refused(m, Outcome::Refused, started);
                 return Err(Box::new(
-                    Refusal::InvalidUser { path: head.path }.response(),
-                ));
+                    Refusal::InvalidUser {
+                        path: head.path.clone(),
+                    }
+                    .response(),
+                )
+                .into());
             }
             Err(LoginError::Limited(r)) => {
                 tracing::warn!(peer = %client, user = %field(login_name), duration_ms = millis(started.elapsed()), tracker = %name, proxy = proxy_field, "failed-login limit reached");
                 self.metrics.limiter_refusal(&tracker.name, Limit::Logins);
                 self.count_refused(m, Outcome::Refused, started);
-                return Err(Box::new(too_many(RateLimit::Logins, r, &m.limiter)));
+                return Err(Box::new(too_many(RateLimit::Logins, r, &m.limiter)).into());
             }
             Err(LoginError::Store(e)) => {
                 tracing::error!(peer = %client, user = %field(login_name), error = %field(&e), tracker = %name, proxy = proxy_field, "cannot read users");
                 self.metrics.storage_errors(&tracker.name, 1);
                 self.count_refused(m, Outcome::Error, started);
-                return Err(Box::new(fault_response(&Error::Store(e).to_fault())));
+                return Err(Box::new(fault_response(&Error::Store(e).to_fault())).into());
             }
         };
         // The optional call-rate limit (a GCRA cell per call, like the failed-login
@@ -369,7 +456,7 @@ impl App {
             tracing::warn!(peer = %client, user = %field(&user.username), duration_ms = millis(started.elapsed()), tracker = %name, proxy = proxy_field, "call-rate limit reached");
             self.metrics.limiter_refusal(&tracker.name, Limit::Calls);
             self.count_refused(m, Outcome::Refused, started);
-            return Err(Box::new(too_many(RateLimit::Calls, r, &m.call_limiter)));
+            return Err(Box::new(too_many(RateLimit::Calls, r, &m.call_limiter)).into());
         }
         if !tracker
             .security
@@ -386,10 +473,10 @@ impl App {
                 "refused: no Xmlrpc Access"
             );
             self.count_refused(m, Outcome::Refused, started);
-            return Err(Box::new(fault_response(&Error::Forbidden.to_fault())));
+            return Err(Box::new(fault_response(&Error::Forbidden.to_fault())).into());
         }
         Ok(Session {
-            app: Arc::clone(&self),
+            app: Arc::clone(self),
             tracker: index,
             user,
             peer: head.peer,
@@ -422,6 +509,17 @@ impl RpcCall for Session {
             }
         };
         drop(body);
+        self.run(call, deadline)
+    }
+}
+
+impl Session {
+    /// Runs a decoded call and answers it (logged and counted).
+    fn run(self, call: MethodCall, deadline: &Deadline) -> RpcResponse {
+        let app = &*self.app;
+        let tracker = &*app.mounted[self.tracker].tracker;
+        let name = field(&tracker.name);
+        let proxy = self.proxy.map(tracing::field::display);
         let mut caller = Caller::new(tracker, &self.user).with_deadline(deadline);
         let outcome = caller.dispatch(&call);
         let names = multicall_names(&call);

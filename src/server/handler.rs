@@ -46,6 +46,22 @@ pub trait RpcHandler: Send + Sync + 'static {
     /// the returned call, since the body may take [`super::ServerConfig::body_read_timeout`]
     /// to arrive.
     fn authorize(self: Arc<Self>, head: RpcHead) -> Authorization;
+    /// Answers a call whose whole (uncompressed) body came with its head right away,
+    /// on the calling thread (an async executor thread), when the application finds
+    /// it cheap enough that a trip to a blocking thread would cost more than the call
+    /// itself: a short read whose caller is authorized without hashing a password.
+    /// `None` when it is not such a call; the HTTP layer then authorizes and runs it
+    /// the usual way ([`RpcHandler::authorize`], [`RpcCall::call`]), so this must
+    /// have done nothing observable by then. The default: never.
+    fn call_inline(
+        self: Arc<Self>,
+        head: &RpcHead,
+        body: &Bytes,
+        deadline: &Deadline,
+    ) -> Option<RpcResponse> {
+        let _ = (head, body, deadline);
+        None
+    }
     /// Whether the application can serve calls, for `GET /health`: `Err` with a reason
     /// fit for the internet (no file paths) when it cannot. Blocking (run on a
     /// blocking thread, at most one at a time, within a short timeout); it must be

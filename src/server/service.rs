@@ -14,7 +14,8 @@
 //! body into memory. (A body of at most [`EARLY_BODY_MAX`] bytes that has already
 //! arrived with the head, without `Expect: 100-continue`, is taken along, from the
 //! budget, and the handler authorizes and runs the call in one trip to a blocking
-//! thread.) An accepted request reserves its body from
+//! thread, or, for a cheap read it accepts in [`RpcHandler::call_inline`], right on
+//! the executor thread.) An accepted request reserves its body from
 //! the global [`ByteBudget`] (`503` + `Retry-After` when it is spent), reads it
 //! within the size and time limits of [`ServerConfig`] (gunzipped if sent with
 //! `Content-Encoding: gzip`, the decoded copy counted too), and the call runs on a
@@ -174,27 +175,32 @@ fn run_call(
     if coding == RequestCoding::Gzip {
         body = Bytes::from(gunzip_limited(&body, max_decoded, reservation)?);
     }
-    let mut response = call.call(body, deadline);
+    Ok(finish_reply(call.call(body, deadline), gzip_above))
+}
+
+/// The handler's answer, gzipped when it is over `gzip_above` bytes (and the
+/// handler did not encode it itself).
+fn finish_reply(mut response: RpcResponse, gzip_above: Option<usize>) -> Reply {
     let body = std::mem::take(&mut response.body);
     let compress = gzip_above.is_some_and(|threshold| body.len() > threshold)
         && !response.headers.contains_key(CONTENT_ENCODING);
     if compress {
         match gzip_encode(&body) {
             Ok(gzipped) => {
-                return Ok(Reply {
+                return Reply {
                     response,
                     body: Bytes::from(gzipped),
                     gzipped: true,
-                })
+                }
             }
             Err(err) => warn!(error = %err, "gzip of the response failed; sending it plain"),
         }
     }
-    Ok(Reply {
+    Reply {
         response,
         body: Bytes::from(body),
         gzipped: false,
-    })
+    }
 }
 
 /// Turns the handler's answer into the HTTP response: its status and headers, plus
@@ -453,9 +459,20 @@ impl ServiceInner {
                 let mut buf = Vec::with_capacity(n);
                 if take_arrived(&mut body, &mut buf).await? {
                     *body_unread = false;
+                    let buf = Bytes::from(buf);
+                    // A cheap read is answered right here: no trip to a blocking
+                    // thread (two context switches, more than such a call costs).
+                    if coding == RequestCoding::Identity {
+                        let deadline = Deadline::after(self.config().request_deadline);
+                        let handler = Arc::clone(&self.shared.handler);
+                        if let Some(response) = handler.call_inline(&head, &buf, &deadline) {
+                            drop(reservation);
+                            return Ok(reply_response(finish_reply(response, gzip_above)));
+                        }
+                    }
                     let handler = Arc::clone(&self.shared.handler);
                     let call = PendingCall::Unauthorized(handler, head);
-                    let reply = self.call_handler(job(call, Bytes::from(buf)), reservation);
+                    let reply = self.call_handler(job(call, buf), reservation);
                     return Ok(reply_response(reply.await?));
                 }
                 early = Some((buf, reservation));

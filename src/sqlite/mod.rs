@@ -32,7 +32,7 @@ pub use values::index_words;
 use values::{cell_to_value, column_kind, value_to_sql, RowShape};
 
 /// Page cache per reader connection, in KiB, as SQLite's negative `cache_size`.
-const READER_CACHE_KIB: i64 = -512;
+const READER_CACHE_KIB: i64 = -128;
 
 /// How many idle reader connections are kept.
 const MAX_IDLE_READERS: usize = 16;
@@ -514,6 +514,29 @@ impl Tx for SqliteTx<'_> {
         let Some((mut values, retired)) = row else {
             return Ok(None);
         };
+        if let (Multilinks::All, Some(sql)) = (multilinks, &shape.multilinks_sql) {
+            // All of them in one statement (one per Multilink costs a step and a
+            // reset each).
+            let mut all: Vec<Vec<Id>> = vec![Vec::new(); shape.multilinks.len()];
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let mut rows = stmt.query([id])?;
+            while let Some(r) = rows.next()? {
+                let which: usize = r.get(0)?;
+                if let Some(ids) = all.get_mut(which) {
+                    ids.push(r.get(1)?);
+                }
+            }
+            for (name, mut ids) in shape.multilinks.iter().zip(all) {
+                ids.sort_unstable();
+                ids.dedup();
+                values.insert(name.clone(), Some(PropValue::Multilink(ids)));
+            }
+            return Ok(Some(Item {
+                id,
+                retired,
+                values,
+            }));
+        }
         for p in class.properties.iter().filter(|p| p.kind.is_multilink()) {
             let wanted = match multilinks {
                 Multilinks::All => true,

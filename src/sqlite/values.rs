@@ -19,6 +19,11 @@ pub(crate) struct RowShape {
     /// (column index, property name, type) of every property column.
     pub(crate) props: Vec<(usize, String, PropType)>,
     pub(crate) retired_col: usize,
+    /// Every Multilink of the class in one query (`None` without Multilinks):
+    /// `(index into multilinks, linkid)` rows of the item `?1`.
+    pub(crate) multilinks_sql: Option<String>,
+    /// The Multilink property names, in the order of `multilinks_sql`'s index.
+    pub(crate) multilinks: Vec<String>,
 }
 
 impl RowShape {
@@ -42,7 +47,23 @@ impl RowShape {
                 props.push((i, prop.to_string(), kind.into_owned()));
             }
         }
+        let multilinks: Vec<String> = class
+            .properties
+            .iter()
+            .filter(|p| p.kind.is_multilink())
+            .map(|p| p.name.clone())
+            .collect();
+        let multilinks_sql = (!multilinks.is_empty()).then(|| {
+            let parts: Vec<String> = multilinks
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("select {i}, linkid from {}_{p} where nodeid=?1", class.name))
+                .collect();
+            parts.join(" union all ")
+        });
         RowShape {
+            multilinks_sql,
+            multilinks,
             names: class
                 .properties
                 .iter()
