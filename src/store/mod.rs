@@ -1,11 +1,13 @@
 //! Storage: the narrow interface the item layer and the API methods use, and its
-//! SQLite implementation in Roundup 2.6's on-disk layout ([`sqlite`]).
+//! two implementations in Roundup 2.6's layouts: SQLite ([`sqlite`]) and
+//! PostgreSQL ([`postgres`]).
 //!
 //! Everything happens inside a [`Tx`]: a read snapshot or a write transaction.
 //! A write transaction covers one XML-RPC call (or one multicall sub-call); rows,
 //! journal entries and FileClass content files land together or not at all.
 
 pub mod filter;
+pub mod postgres;
 pub mod pyrepr;
 pub mod sqlite;
 
@@ -91,6 +93,17 @@ pub struct JournalEntry {
     pub params: String,
 }
 
+/// How a backend writes old Date and Boolean values into journal `params`
+/// (Roundup's `_journal_marshal` uses the backend's `hyperdb_to_sql_value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalFormat {
+    /// SQLite: Dates `'20240102030405.000'`, Booleans `1`/`0`.
+    Sqlite,
+    /// PostgreSQL: Dates `'2024-01-02 03:04:05.000'`, a true Boolean `'TRUE'`
+    /// (a string), a false one `0`.
+    Postgresql,
+}
+
 /// Storage failures. Constraint-like conditions the item layer must report to
 /// clients are checked before writing, so anything here is a server-side problem
 /// (or a read-only/full disk), reported as a fault without details of SQL.
@@ -99,6 +112,17 @@ pub enum StoreError {
     /// SQLite reported an error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error (or the connection failed mid-call).
+    #[error("database error: {}", postgres::describe(.0))]
+    Postgres(#[from] ::postgres::Error),
+    /// The database server cannot be reached (PostgreSQL down, refused, busy).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A value the database layout cannot hold (PostgreSQL: an Integer or id
+    /// beyond 32 bits, a Number beyond float4, an over-long key, NUL in text).
+    /// Reported to the client as a `ValueError`.
+    #[error("{0}")]
+    Value(String),
     /// A content file could not be read or written.
     #[error("file error: {0}")]
     Io(#[from] std::io::Error),
@@ -131,6 +155,9 @@ impl StoreError {
         use rusqlite::ErrorCode;
         match self {
             StoreError::NotWritable { .. } => true,
+            StoreError::Postgres(e) => {
+                e.code() == Some(&::postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+            }
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
                 e.code == ErrorCode::ReadOnly
             }
@@ -202,6 +229,43 @@ pub trait Tx {
     fn index_text(&mut self, class: &ClassDef, id: Id, prop: &str, text: &str) -> Result<()>;
     /// Commits the transaction and then moves staged files into place.
     fn commit(self: Box<Self>) -> Result<()>;
+
+    /// How old values are written into journal params (see [`JournalFormat`]).
+    fn journal_format(&self) -> JournalFormat {
+        JournalFormat::Sqlite
+    }
+
+    /// Serialises writers that may introduce the key value `value` of `class`
+    /// with other processes writing the same database, until this transaction
+    /// ends: called before the lookup that refuses a duplicate key, so that the
+    /// lookup sees what a concurrent writer committed. (SQLite serialises all
+    /// writers anyway: a no-op there.)
+    fn lock_key(&mut self, _class: &ClassDef, _value: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Serialises writers of item `id` of `class` with other processes until
+    /// this transaction ends: called before a change reads the item. (A no-op on
+    /// SQLite, whose writers are serialised.)
+    fn lock_item(&mut self, _class: &ClassDef, _id: Id) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Failed-login limiter state kept in the database, shared by every daemon that
+/// serves it (PostgreSQL: Roundup's `otks` rows). Times are Unix seconds.
+pub trait SharedLimits: Send + Sync {
+    /// The stored theoretical arrival times of `keys` (`None` where absent).
+    fn tats(&self, keys: &[&str]) -> Result<Vec<Option<f64>>>;
+    /// Atomically with other daemons: reads `key`'s arrival time, asks `decide`
+    /// for the new one (`None`: refused, nothing stored) and stores it, to expire
+    /// two `interval`s from now. True when stored.
+    fn update(
+        &self,
+        key: &str,
+        interval: f64,
+        decide: &mut dyn FnMut(Option<f64>) -> Option<f64>,
+    ) -> Result<bool>;
 }
 
 /// A tracker database: hands out transactions. Shared by all request threads.
@@ -210,4 +274,9 @@ pub trait Store: Send + Sync {
     fn read(&self) -> Result<Box<dyn Tx + '_>>;
     /// A write transaction (writers are serialised).
     fn write(&self) -> Result<Box<dyn Tx + '_>>;
+    /// The failed-login limiter state shared through the database, when the
+    /// backend has it (several daemons on one database).
+    fn shared_limits(&self) -> Option<&dyn SharedLimits> {
+        None
+    }
 }

@@ -229,9 +229,25 @@ pub struct WebConfig {
     pub login_empty_passwords: bool,
 }
 
-/// `[rdbms]`: the database backend (only sqlite is supported).
+/// `[rdbms] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// `sqlite` (the default): `<database>/db`.
+    #[default]
+    Sqlite,
+    /// `postgresql`: the server and database of the connection options.
+    Postgresql,
+}
+
+/// `[rdbms]`: the database backend and its options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RdbmsConfig {
+    /// `backend`: sqlite or postgresql.
+    pub backend: Backend,
+    /// PostgreSQL connection options (`name`, `host`, `port`, `user`, `password`,
+    /// `service`, `template`, and our `sslmode`, `sslrootcert`, `sslcert`,
+    /// `sslkey`, `connect_timeout`, `pool_size`); unused for sqlite.
+    pub postgresql: crate::store::postgres::ConnSettings,
     /// `sqlite_timeout` in seconds (default 30): the busy timeout.
     pub sqlite_timeout: u64,
     /// `allow_create` (default yes): schema migration may create tables.
@@ -698,16 +714,20 @@ pub fn parse_config(
         login_empty_passwords: r.boolean("web", "login_empty_passwords", false)?,
     };
 
-    if let Some(b) = r.opt_string("rdbms", "backend")? {
-        if b != "sqlite" {
+    let backend = match r.opt_string("rdbms", "backend")?.as_deref() {
+        None | Some("sqlite") => Backend::Sqlite,
+        Some("postgresql") => Backend::Postgresql,
+        Some(b) => {
             return Err(r.invalid(
                 "rdbms",
                 "backend",
-                format!("\"{b}\": only sqlite is supported"),
-            ));
+                format!("\"{b}\": only sqlite and postgresql are supported"),
+            ))
         }
-    }
+    };
     let rdbms = RdbmsConfig {
+        backend,
+        postgresql: pg_settings(&r)?,
         sqlite_timeout: r.number("rdbms", "sqlite_timeout", 30, 0, None)?,
         allow_create: r.boolean("rdbms", "allow_create", true)?,
         allow_alter: r.boolean("rdbms", "allow_alter", true)?,
@@ -788,6 +808,44 @@ pub fn parse_config(
         mail,
         nosy,
         server,
+    })
+}
+
+/// The PostgreSQL connection options of `[rdbms]`. As in Roundup, a missing
+/// `name`, `host`, `user` or `password` has Roundup's default (`roundup`,
+/// `localhost`, `roundup`, `roundup`), while an empty one is not passed, leaving
+/// it to libpq's fallbacks (environment, service file, defaults).
+fn pg_settings(r: &RawIni) -> Result<crate::store::postgres::ConnSettings, ConfigError> {
+    let roundup_default = |o: &str, default: &str| -> Result<Option<String>, ConfigError> {
+        Ok(match r.get("rdbms", o)? {
+            None => Some(default.to_string()),
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => Some(v.trim().to_string()),
+        })
+    };
+    let password = match r.get("rdbms", "password")? {
+        None => Some("roundup".to_string()),
+        Some(_) => r.secret("rdbms", "password")?,
+    };
+    let trimmed = |o: &str| -> Result<Option<String>, ConfigError> {
+        Ok(r.opt_string("rdbms", o)?
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()))
+    };
+    Ok(crate::store::postgres::ConnSettings {
+        name: roundup_default("name", "roundup")?,
+        host: roundup_default("host", "localhost")?,
+        port: trimmed("port")?,
+        user: roundup_default("user", "roundup")?,
+        password,
+        service: trimmed("service")?,
+        template: trimmed("template")?,
+        sslmode: trimmed("sslmode")?,
+        sslrootcert: r.path("rdbms", "sslrootcert")?,
+        sslcert: r.path("rdbms", "sslcert")?,
+        sslkey: r.path("rdbms", "sslkey")?,
+        connect_timeout: r.opt_number("rdbms", "connect_timeout", 1)?,
+        pool_size: r.opt_number("rdbms", "pool_size", 2usize)?,
     })
 }
 
@@ -973,6 +1031,14 @@ const ROUNDUP_OPTIONS: &[(&str, &[&str])] = &[
             "template",
             "isolation_level",
             "serverside_cursor",
+            // Ours (libpq's names; Roundup ignores them): PostgreSQL TLS,
+            // connection timeout and pool size.
+            "sslmode",
+            "sslrootcert",
+            "sslcert",
+            "sslkey",
+            "connect_timeout",
+            "pool_size",
         ],
     ),
     ("sessiondb", &["backend", "redis_url"]),

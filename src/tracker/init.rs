@@ -153,8 +153,29 @@ fn build(
     .collect();
     let data = load_initial_data(&tmp.join("initial_data.toml"), &vars)
         .map_err(|e| InitError::Schema(e.to_string()))?;
-    let tracker = Tracker::from_parts(name, tmp, schema, settings_from_config(&config), true)?;
-    create_as_admin(&tracker, &data.creates)
+    let settings = settings_from_config(&config);
+    // PostgreSQL: the database is created (or an existing empty one filled) by
+    // opening the tracker; a database this run created is dropped again if
+    // filling it fails, so that `init` can simply be run again.
+    let pg = settings.backend == super::config::Backend::Postgresql;
+    let pg_existed = pg
+        && crate::store::postgres::database_exists(&settings.postgresql, tmp).map_err(|e| {
+            InitError::Open(match e {
+                crate::store::StoreError::Unavailable(m) => OpenError::Unreachable(m),
+                e => OpenError::Database {
+                    path: tmp.to_path_buf(),
+                    source: e,
+                },
+            })
+        })?;
+    let pg_settings = settings.postgresql.clone();
+    let tracker = Tracker::from_parts(name, tmp, schema, settings, true)?;
+    let result = create_as_admin(&tracker, &data.creates);
+    if result.is_err() && pg && !pg_existed {
+        drop(tracker);
+        crate::store::postgres::drop_database(&pg_settings, tmp);
+    }
+    result
 }
 
 /// Creates items as the admin user (id 1), each through the same argument

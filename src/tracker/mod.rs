@@ -34,6 +34,9 @@ pub enum OpenError {
     /// The daemon cannot write the database.
     #[error("{0}")]
     ReadOnly(String),
+    /// The database server cannot be reached (PostgreSQL down or refusing).
+    #[error("{0}")]
+    Unreachable(String),
     /// The database could not be opened or brought up to date.
     #[error("{path}: cannot open database: {source}")]
     Database {
@@ -103,6 +106,10 @@ pub struct Settings {
     pub allow_alter: bool,
     /// `[main] database`: the database directory (resolved against the tracker).
     pub database: PathBuf,
+    /// `[rdbms] backend`.
+    pub backend: config::Backend,
+    /// `[rdbms]` PostgreSQL connection options.
+    pub postgresql: crate::store::postgres::ConnSettings,
 }
 
 impl Default for Settings {
@@ -135,6 +142,8 @@ impl Default for Settings {
             allow_create: true,
             allow_alter: true,
             database: PathBuf::from("db"),
+            backend: config::Backend::Sqlite,
+            postgresql: Default::default(),
         }
     }
 }
@@ -180,8 +189,9 @@ impl std::fmt::Debug for Tracker {
 }
 
 impl Tracker {
-    /// Builds a tracker from already loaded parts, opening its sqlite database;
-    /// `create` (for `init` only) creates the database if there is none.
+    /// Builds a tracker from already loaded parts, opening its database (sqlite
+    /// or PostgreSQL, `[rdbms] backend`); `create` (for `init` only) creates the
+    /// database if there is none.
     pub fn from_parts(
         name: &str,
         dir: &Path,
@@ -192,6 +202,42 @@ impl Tracker {
         let schema = Arc::new(schema);
         // config.ini's database path is already resolved against the tracker directory.
         let db_dir = settings.database.clone();
+        // --- PostgreSQL backend (src/store/postgres) ---
+        if settings.backend == config::Backend::Postgresql {
+            let options = crate::store::postgres::Options {
+                allow_create: settings.allow_create,
+                allow_alter: settings.allow_alter,
+                create,
+            };
+            let store = crate::store::postgres::PgStore::open(
+                &settings.postgresql,
+                dir,
+                &db_dir,
+                schema.clone(),
+                options,
+            )
+            .map_err(|source| match source {
+                StoreError::Unavailable(m) => OpenError::Unreachable(m),
+                StoreError::Missing(what) => OpenError::NoDatabase(format!(
+                    "{}: does not exist; `roundup-xmlrpc-server init` creates a tracker, serving never creates a database",
+                    what.display()
+                )),
+                source => OpenError::Database {
+                    path: db_dir.clone(),
+                    source,
+                },
+            })?;
+            return Ok(Tracker {
+                name: name.to_string(),
+                dir: dir.to_path_buf(),
+                security: Security::new(&schema),
+                schema,
+                settings,
+                store: Box::new(store),
+                outbox: crate::detectors::outbox::Outbox::new(&db_dir),
+            });
+        }
+        // --- end PostgreSQL ---
         let options = Options {
             busy_timeout: std::time::Duration::from_secs(settings.sqlite_timeout),
             allow_create: settings.allow_create,
@@ -254,6 +300,8 @@ pub fn settings_from_config(c: &config::Config) -> Settings {
         allow_create: c.rdbms.allow_create,
         allow_alter: c.rdbms.allow_alter,
         database: c.main.database.clone(),
+        backend: c.rdbms.backend,
+        postgresql: c.rdbms.postgresql.clone(),
     }
 }
 

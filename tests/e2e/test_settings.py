@@ -256,10 +256,10 @@ def test_rdbms_allow_create_and_alter_protect_the_database(ours_target, tracker,
         assert srv.admin().lookup("user", "admin") == "1"
 
 
-def test_rdbms_backend_must_be_sqlite(ours_target, tracker):
+def test_rdbms_backend_must_be_sqlite_or_postgresql(ours_target, tracker):
     set_option(tracker, "rdbms", "backend", "mysql")
     code, stderr = start_fails(ours_target, tracker)
-    assert code == 7 and "only sqlite is supported" in stderr, (code, stderr)
+    assert code == 7 and "only sqlite and postgresql are supported" in stderr, (code, stderr)
 
 
 # --------------------------------------------------------------------------

@@ -7,8 +7,8 @@
 //! and is called from blocking threads, never from the async executor.
 
 mod checkpoint;
-mod ddl;
-mod files;
+pub(crate) mod ddl;
+pub(crate) mod files;
 mod query;
 
 use super::{Id, Item, JournalEntry, Multilinks, PropValue, Result, Store, StoreError, Tx, Values};
