@@ -325,6 +325,9 @@ fn client_key(peer: &str) -> String {
 impl Mounted {
     /// `Err` while the username, the client address or the pair is locked out.
     fn locked_out(&self, keys: &LoginKeys, now: Instant) -> Result<(), LoginError> {
+        if let Some(r) = self.shared_locked_out(keys) {
+            return r;
+        }
         self.limiter
             .check(&keys.pair, now)
             .and_then(|()| self.user_limiter.check(&keys.user, now))
@@ -335,6 +338,9 @@ impl Mounted {
     /// Counts a failed login under all three keys: `Limited` when one of them had
     /// already used up its budget, else `Invalid`.
     fn record_failure(&self, keys: &LoginKeys) -> LoginError {
+        if let Some(e) = self.shared_record_failure(keys) {
+            return e;
+        }
         let now = Instant::now();
         let results = [
             self.limiter.record_failure(&keys.pair, now),
@@ -347,6 +353,70 @@ impl Mounted {
         }
     }
 
+    // --- Failed-login state shared through the database (PostgreSQL) ---
+
+    /// [`Mounted::locked_out`] over the database's shared state, when the store
+    /// keeps one (`None`: in memory, also when the database cannot be read).
+    fn shared_locked_out(&self, keys: &LoginKeys) -> Option<Result<(), LoginError>> {
+        let shared = self.tracker.store.shared_limits()?;
+        if self.limiter.limit() == 0 {
+            return None;
+        }
+        let tats = match shared.tats(&[&keys.pair, &keys.user, &keys.peer]) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(tracker = %self.name, error = %e, "shared failed-login state unreadable; using this daemon's own");
+                return None;
+            }
+        };
+        let now = unix_now();
+        Some(
+            self.limiter
+                .check_at(tats[0], now)
+                .and_then(|()| self.user_limiter.check_at(tats[1], now))
+                .and_then(|()| self.peer_limiter.check_at(tats[2], now))
+                .map_err(LoginError::Limited),
+        )
+    }
+
+    /// [`Mounted::record_failure`] in the database's shared state (`None`: not
+    /// kept there, or the database failed: counted in memory instead).
+    fn shared_record_failure(&self, keys: &LoginKeys) -> Option<LoginError> {
+        let shared = self.tracker.store.shared_limits()?;
+        if self.limiter.limit() == 0 {
+            return None;
+        }
+        let now = unix_now();
+        let mut refused = None;
+        for (limiter, key) in [
+            (&self.limiter, &keys.pair),
+            (&self.user_limiter, &keys.user),
+            (&self.peer_limiter, &keys.peer),
+        ] {
+            let mut this = None;
+            let stored =
+                shared.update(
+                    key,
+                    limiter.interval().as_secs_f64(),
+                    &mut |tat| match limiter.next_tat(tat, now) {
+                        Ok(t) => Some(t),
+                        Err(r) => {
+                            this = Some(r);
+                            None
+                        }
+                    },
+                );
+            if let Err(e) = stored {
+                tracing::warn!(tracker = %self.name, error = %e, "shared failed-login state not written; counted by this daemon only");
+                return None;
+            }
+            if refused.is_none() {
+                refused = this;
+            }
+        }
+        Some(refused.map_or(LoginError::Invalid, LoginError::Limited))
+    }
+
     /// See [`Mounted::dummy_hash`].
     fn dummy_hash(&self) -> &str {
         self.dummy_hash.get_or_init(|| {
@@ -355,6 +425,14 @@ impl Mounted {
             self.tracker.settings.hash_policy().hash(&text)
         })
     }
+}
+
+/// The current time in Unix seconds (the shared limiter state's clock).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The non-retired user called `username` (exactly), if any.
