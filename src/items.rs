@@ -397,8 +397,10 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
     if !ctx.tx.exists(class, id)? {
         return Err(Error::IndexError(format!("no such {} {id}", class.name)));
     }
-    // Other daemons' changes of this item wait until this one commits.
+    // Other daemons' changes of this item wait until this one commits; "now"
+    // is taken after the wait, so journal dates follow the commit order.
     ctx.tx.lock_item(class, id)?;
+    ctx.now = ctx.now.max(Date::now());
     detectors::audit_set(ctx, class, id, &mut changes)?;
     let old = ctx.item(class, id)?;
     let content = if class.kind == ClassKind::FileClass {
@@ -593,6 +595,7 @@ pub fn retire(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
         return Err(Error::IndexError(format!("no such {} {id}", class.name)));
     }
     ctx.tx.lock_item(class, id)?;
+    ctx.now = ctx.now.max(Date::now());
     ctx.tx.set_retired(class, id, true)?;
     journal(ctx, class, id, "retired", "None".into())
 }
@@ -600,6 +603,7 @@ pub fn retire(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
 /// Roundup's `Class.restore`: un-retires the item unless a live item took its key.
 pub fn restore(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
     ctx.tx.lock_item(class, id)?;
+    ctx.now = ctx.now.max(Date::now());
     let item = ctx.item(class, id)?;
     if let Some(key) = &class.key {
         if let Some(PropValue::String(v)) = item.get(key) {

@@ -18,6 +18,8 @@ pub fn set(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
         // `+x`/`-x` arguments are applied to the current value: other daemons'
         // changes of this item wait from here until this one commits.
         ctx.tx.lock_item(&class, id)?;
+        // "Now" from after the wait: journal dates follow the item's commit order.
+        ctx.now = ctx.now.max(crate::hyperdb::date::Date::now());
     }
     let changes = props_from_args(ctx, &class, &params[1..], id)?;
     let tracker = ctx.tracker;

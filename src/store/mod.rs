@@ -113,8 +113,8 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL reported an error (or the connection failed mid-call).
-    #[error("database error: {}", postgres::describe(.0))]
-    Postgres(#[from] ::postgres::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] postgres::PgError),
     /// The database server cannot be reached (PostgreSQL down, refused, busy).
     #[error("{0}")]
     Unavailable(String),
@@ -156,7 +156,7 @@ impl StoreError {
         match self {
             StoreError::NotWritable { .. } => true,
             StoreError::Postgres(e) => {
-                e.code() == Some(&::postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+                e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
             }
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
                 e.code == ErrorCode::ReadOnly

@@ -103,7 +103,7 @@ impl SslMode {
 #[derive(Clone)]
 pub struct Target {
     /// Connection parameters (database included).
-    pub config: postgres::Config,
+    pub config: tokio_postgres::Config,
     /// TLS, `None` when disabled.
     pub tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// The database name.
@@ -134,14 +134,6 @@ impl Target {
         t.dbname = dbname.to_string();
         t.schema = None;
         t
-    }
-
-    /// Opens one connection.
-    pub fn connect(&self) -> Result<postgres::Client, postgres::Error> {
-        match &self.tls {
-            Some(tls) => self.config.connect(tls.clone()),
-            None => self.config.connect(postgres::NoTls),
-        }
     }
 }
 
@@ -228,7 +220,7 @@ pub fn resolve(s: &ConnSettings, home: &Path, env: Env<'_>) -> Result<Target, St
         },
     };
 
-    let mut config = postgres::Config::new();
+    let mut config = tokio_postgres::Config::new();
     let hosts: Vec<String> = match &host {
         Some(h) => h
             .split(',')
@@ -251,24 +243,24 @@ pub fn resolve(s: &ConnSettings, home: &Path, env: Env<'_>) -> Result<Target, St
     }
     config
         .port(port)
-        .user(&user)
-        .dbname(&dbname)
+        .user(user.clone())
+        .dbname(dbname.clone())
         .connect_timeout(connect_timeout)
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
         .keepalives_interval(Duration::from_secs(5))
         .keepalives_retries(3)
         .tcp_user_timeout(Duration::from_secs(30))
-        .application_name(&env("PGAPPNAME").unwrap_or_else(|| "roundup-xmlrpc-server".to_string()));
+        .application_name(env("PGAPPNAME").unwrap_or_else(|| "roundup-xmlrpc-server".to_string()));
     // Bounds on waits inside the server: a statement, a lock wait, an idle
     // transaction. The search_path for `name = database.schema`.
-    let mut options = "-c statement_timeout=60000 -c lock_timeout=30000 \
+    let mut options = "-c statement_timeout=30000 -c lock_timeout=20000 \
                        -c idle_in_transaction_session_timeout=120000"
         .to_string();
     if let Some(schema) = &schema {
         options.push_str(&format!(" -c search_path={schema}"));
     }
-    config.options(&options);
+    config.options(options);
 
     let password = s
         .password
@@ -299,12 +291,12 @@ pub fn resolve(s: &ConnSettings, home: &Path, env: Env<'_>) -> Result<Target, St
     let key = path_opt(&s.sslkey, "sslkey", "PGSSLKEY").or_else(|| in_home("postgresql.key"));
     let tcp = hosts.iter().any(|h| !h.starts_with('/'));
     let tls = if mode == SslMode::Disable || !tcp {
-        config.ssl_mode(postgres::config::SslMode::Disable);
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
         None
     } else {
         config.ssl_mode(match mode {
-            SslMode::Prefer => postgres::config::SslMode::Prefer,
-            _ => postgres::config::SslMode::Require,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
         });
         Some(tls_connector(
             mode,

@@ -7,10 +7,10 @@ use super::super::pyrepr::{parse_schema_row, str_repr, StoredSchema};
 use super::super::sqlite::ddl::class_spec_repr;
 use super::super::{Result, StoreError};
 use super::connect::Target;
+use super::pool::Conn;
 use super::value::Cell;
 use crate::tracker::schema::{ClassDef, PropType, Schema};
-use postgres::error::SqlState;
-use postgres::Client;
+use tokio_postgres::error::SqlState;
 
 /// Roundup's `current_db_version`.
 pub const DB_VERSION: i64 = 8;
@@ -73,13 +73,13 @@ CREATE TABLE __fts (_class VARCHAR(255), _itemid VARCHAR(255), _prop VARCHAR(255
 CREATE INDEX __fts_idx ON __fts USING GIN (_tsv);
 ";
 
-fn relation_exists(c: &mut Client, name: &str) -> Result<bool> {
+fn relation_exists(c: &mut Conn, name: &str) -> Result<bool> {
     let row = c.query_one("select to_regclass($1) is not null", &[&name])?;
     Ok(row.get(0))
 }
 
 /// The lower-cased column names of a table.
-fn existing_columns(c: &mut Client, table: &str) -> Result<Vec<String>> {
+fn existing_columns(c: &mut Conn, table: &str) -> Result<Vec<String>> {
     let rows = c.query(
         "select a.attname::text from pg_attribute a where a.attrelid = to_regclass($1) \
          and a.attnum > 0 and not a.attisdropped",
@@ -88,7 +88,7 @@ fn existing_columns(c: &mut Client, table: &str) -> Result<Vec<String>> {
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
-fn create_class(c: &mut Client, class: &ClassDef) -> Result<()> {
+fn create_class(c: &mut Conn, class: &ClassDef) -> Result<()> {
     let cn = &class.name;
     let mut cols: Vec<String> = columns(class)
         .into_iter()
@@ -115,7 +115,7 @@ fn create_class(c: &mut Client, class: &ClassDef) -> Result<()> {
     Ok(())
 }
 
-fn create_journal(c: &mut Client, cn: &str) -> Result<()> {
+fn create_journal(c: &mut Conn, cn: &str) -> Result<()> {
     c.batch_execute(&format!(
         "create table {cn}__journal (nodeid integer, date TIMESTAMP, tag varchar(255),
              action varchar(255), params text);
@@ -124,7 +124,7 @@ fn create_journal(c: &mut Client, cn: &str) -> Result<()> {
     Ok(())
 }
 
-fn create_multilink_table(c: &mut Client, cn: &str, prop: &str) -> Result<()> {
+fn create_multilink_table(c: &mut Conn, cn: &str, prop: &str) -> Result<()> {
     c.batch_execute(&format!(
         "create table {cn}_{prop} (linkid INTEGER, nodeid INTEGER);
          create index {cn}_{prop}_l_idx on {cn}_{prop}(linkid);
@@ -136,7 +136,7 @@ fn create_multilink_table(c: &mut Client, cn: &str, prop: &str) -> Result<()> {
 /// Brings an existing class's tables up to the schema (Roundup's `update_class`
 /// additions): new columns, Multilink tables, key indexes, the journal and the id
 /// sequence. Never drops anything.
-fn update_class(c: &mut Client, class: &ClassDef) -> Result<()> {
+fn update_class(c: &mut Conn, class: &ClassDef) -> Result<()> {
     let cn = &class.name;
     let have = existing_columns(c, &format!("_{cn}"))?;
     for (col, ty) in columns(class) {
@@ -205,7 +205,7 @@ pub struct SyncOptions {
 /// extends class tables and rewrites the `schema` row. The `schema` table is
 /// locked for the duration, so that daemons starting together (and Roundup, whose
 /// every open rewrites the row) take turns.
-pub fn sync_schema(c: &mut Client, schema: &Schema, opts: SyncOptions) -> Result<()> {
+pub fn sync_schema(c: &mut Conn, schema: &Schema, opts: SyncOptions) -> Result<()> {
     c.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")?;
     let result = sync_inner(c, schema, opts);
     match result {
@@ -218,7 +218,7 @@ pub fn sync_schema(c: &mut Client, schema: &Schema, opts: SyncOptions) -> Result
     Ok(())
 }
 
-fn sync_inner(c: &mut Client, schema: &Schema, opts: SyncOptions) -> Result<()> {
+fn sync_inner(c: &mut Conn, schema: &Schema, opts: SyncOptions) -> Result<()> {
     let new = !relation_exists(c, "schema")?;
     if new {
         if !opts.create {
@@ -304,7 +304,7 @@ fn sync_inner(c: &mut Client, schema: &Schema, opts: SyncOptions) -> Result<()> 
 
 /// Checks what the store relies on: PostgreSQL 12 or later (shortest float
 /// output) and a UTF-8 database.
-pub fn check_server(c: &mut Client) -> Result<()> {
+pub fn check_server(c: &mut Conn) -> Result<()> {
     let row = c.query_one(
         "select current_setting('server_version_num')::int, current_setting('server_encoding')",
         &[],
@@ -335,16 +335,14 @@ fn quote_ident(s: &str) -> String {
 /// ENCODING='UNICODE'` plus `TEMPLATE=<template>`, through the `postgres`
 /// database, else `template1`; for `name = database.schema`, `CREATE SCHEMA`).
 /// Returns the connection and whether the database (or schema) was created.
-pub fn connect_or_create(target: &Target, create: bool) -> Result<(Client, bool)> {
+pub fn connect_or_create(target: &Target, create: bool) -> Result<(Conn, bool)> {
     let mut created = false;
-    let client = match target.connect() {
+    let client = match Conn::open(target) {
         Ok(c) => c,
         Err(e) if create && e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
-            let mut admin = match target.with_dbname("postgres").connect() {
+            let admin = match Conn::open(&target.with_dbname("postgres")) {
                 Ok(c) => c,
-                Err(_) => target
-                    .with_dbname("template1")
-                    .connect()
+                Err(_) => Conn::open(&target.with_dbname("template1"))
                     .map_err(|e| StoreError::Unavailable(super::pool::connect_error(target, &e)))?,
             };
             let mut sql = format!(
@@ -368,8 +366,7 @@ pub fn connect_or_create(target: &Target, create: bool) -> Result<(Client, bool)
             }
             drop(admin);
             created = true;
-            target
-                .connect()
+            Conn::open(target)
                 .map_err(|e| StoreError::Unavailable(super::pool::connect_error(target, &e)))?
         }
         Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
@@ -415,11 +412,11 @@ pub fn connect_or_create(target: &Target, create: bool) -> Result<(Client, bool)
 pub fn drop_created(target: &Target) {
     let result = (|| -> Result<()> {
         if let Some(schema) = &target.schema {
-            let mut c = target.connect()?;
+            let c = Conn::open(target)?;
             c.batch_execute(&format!("DROP SCHEMA {} CASCADE", quote_ident(schema)))?;
             return Ok(());
         }
-        let mut admin = target.with_dbname("postgres").connect()?;
+        let admin = Conn::open(&target.with_dbname("postgres"))?;
         admin.batch_execute(&format!(
             "DROP DATABASE IF EXISTS {}",
             quote_ident(&target.dbname)
@@ -433,7 +430,7 @@ pub fn drop_created(target: &Target) {
 
 /// True when the database holds no tables of ours or Roundup's (an existing
 /// database that `init` may fill).
-pub fn is_empty(c: &mut Client) -> Result<bool> {
+pub fn is_empty(c: &mut Conn) -> Result<bool> {
     let n: i64 = c
         .query_one(
             "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace \

@@ -12,11 +12,12 @@
 
 use super::super::pyrepr::{self, PyValue};
 use super::super::{Result, SharedLimits, StoreError};
+use super::pool::{Conn, PgError};
 use super::value::{Cell, Param};
 use super::PgStore;
-use postgres::types::ToSql;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
+use tokio_postgres::types::ToSql;
 
 /// Roundup's OTK lifetime base: rows whose `otk_time` is older than a week are
 /// deleted by its clean-up (`sessions_rdbms.py`).
@@ -162,18 +163,17 @@ fn now_unix() -> f64 {
 impl PgStore {
     fn limits_txn<T>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
+        f: impl FnOnce(&mut Conn) -> std::result::Result<T, PgError>,
     ) -> Result<T> {
         let mut conn = self.pool.get()?;
         let result = conn
-            .client
             .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-            .and_then(|()| f(&mut conn.client))
-            .and_then(|v| conn.client.batch_execute("COMMIT").map(|()| v));
+            .and_then(|()| f(&mut conn))
+            .and_then(|v| conn.batch_execute("COMMIT").map(|()| v));
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
-                if conn.client.batch_execute("ROLLBACK").is_err() || conn.client.is_closed() {
+                if conn.batch_execute("ROLLBACK").is_err() || conn.is_closed() {
                     conn.set_broken();
                     self.pool.flush_idle();
                 }
@@ -188,13 +188,13 @@ impl SharedLimits for PgStore {
         let db_keys: Vec<String> = keys.iter().map(|k| db_key(k)).collect();
         let mut conn = self.pool.get()?;
         let param = Param::Texts(db_keys.clone());
-        let result = conn
-            .prepare("select otk_key, otk_value from otks where otk_key = any($1)")
-            .and_then(|stmt| conn.client.query(&stmt, &[&param as &(dyn ToSql + Sync)]));
-        let rows = match result {
+        let rows = match conn.query(
+            "select otk_key, otk_value from otks where otk_key = any($1)",
+            &[&param as &(dyn ToSql + Sync)],
+        ) {
             Ok(rows) => rows,
             Err(e) => {
-                if conn.client.is_closed() || e.as_db_error().is_none() {
+                if conn.is_closed() || !matches!(&e, PgError::Pg(p) if p.as_db_error().is_some()) {
                     conn.set_broken();
                     self.pool.flush_idle();
                 }

@@ -39,7 +39,7 @@
 pub mod connect;
 pub(crate) mod ddl;
 pub mod limits;
-mod pool;
+pub(crate) mod pool;
 mod query;
 pub mod value;
 
@@ -54,14 +54,15 @@ use crate::hyperdb::interval::Interval;
 use crate::store::FilterQuery;
 use crate::tracker::schema::{ClassDef, PropType, Schema};
 pub use connect::ConnSettings;
-use pool::{Pool, Pooled};
-use postgres::error::SqlState;
-use postgres::types::ToSql;
-use postgres::Row;
+pub use pool::PgError;
+use pool::{Conn, Pool, Pooled};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 use value::{Cell, Param};
 
 /// The longest key value accepted: PostgreSQL's btree indexes on key columns
@@ -104,7 +105,7 @@ impl std::fmt::Debug for PgStore {
 
 /// A short description of a PostgreSQL error: the server's message and SQLSTATE,
 /// or the chain of causes for a client-side failure.
-pub fn describe(e: &postgres::Error) -> String {
+pub fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
     }
@@ -118,9 +119,14 @@ pub fn describe(e: &postgres::Error) -> String {
 }
 
 /// True when the error means the connection is gone (the server stopped or
-/// restarted, the network failed): the connection must not be reused.
-fn is_connection_error(e: &postgres::Error, client: &postgres::Client) -> bool {
-    if client.is_closed() || e.is_closed() {
+/// restarted, the network failed, no answer in time): it must not be reused.
+fn is_connection_error(e: &PgError, conn: &Conn) -> bool {
+    let e = match e {
+        PgError::Pg(e) => e,
+        PgError::Timeout(_) => return true,
+        PgError::RowCount(_) => return false,
+    };
+    if conn.is_closed() || e.is_closed() {
         return true;
     }
     match e.code() {
@@ -132,20 +138,26 @@ fn is_connection_error(e: &postgres::Error, client: &postgres::Client) -> bool {
     }
 }
 
-fn is_param_error(e: &postgres::Error) -> bool {
+fn is_param_error(e: &tokio_postgres::Error) -> bool {
     std::error::Error::source(e).is_some_and(|s| s.downcast_ref::<value::ParamError>().is_some())
 }
 
 /// Maps an error to the store's: values the layout cannot hold become
 /// [`StoreError::Value`] (reported as a `ValueError`), a duplicate key from a
-/// writer that took no lock becomes Roundup's key-clash message.
-fn map_error(e: postgres::Error) -> StoreError {
+/// writer that took no lock becomes Roundup's key-clash message, no answer in
+/// time means the server is unavailable.
+fn map_error(e: PgError) -> StoreError {
+    let pg = match &e {
+        PgError::Timeout(_) => return StoreError::Unavailable(e.to_string()),
+        PgError::RowCount(_) => return StoreError::Postgres(e),
+        PgError::Pg(pg) => pg,
+    };
     if let Some(p) =
-        std::error::Error::source(&e).and_then(|s| s.downcast_ref::<value::ParamError>())
+        std::error::Error::source(pg).and_then(|s| s.downcast_ref::<value::ParamError>())
     {
         return StoreError::Value(p.to_string());
     }
-    if let Some(db) = e.as_db_error() {
+    if let Some(db) = pg.as_db_error() {
         let code = db.code();
         if code.code().starts_with("22") {
             return StoreError::Value(db.message().to_string());
@@ -181,6 +193,14 @@ impl PgStore {
         options: Options,
     ) -> Result<PgStore> {
         let target = connect::resolve(settings, home, &connect::process_env)?;
+        if !options.create {
+            // Content files and the mail outbox stay on disk: a missing database
+            // directory is an unmounted (shared) volume, not a new tracker.
+            if !db_dir.is_dir() {
+                return Err(StoreError::Missing(db_dir.to_path_buf()));
+            }
+            super::sqlite::check_writable(db_dir, &db_dir.join("db"))?;
+        }
         let (mut client, created) = ddl::connect_or_create(&target, options.create)?;
         let result = (|| -> Result<()> {
             ddl::check_server(&mut client)?;
@@ -225,7 +245,7 @@ impl PgStore {
             last_clean: AtomicI64::new(0),
         };
         store.recover_files(&mut client)?;
-        drop(client);
+        store.pool.adopt(client);
         Ok(store)
     }
 
@@ -242,7 +262,7 @@ impl PgStore {
     /// At start-up: installs staged files of committed transactions, deletes
     /// those of aborted ones, and leaves those of transactions still running in
     /// another daemon alone.
-    fn recover_files(&self, client: &mut postgres::Client) -> Result<()> {
+    fn recover_files(&self, client: &mut Conn) -> Result<()> {
         files::restore_old_protocol(&self.db_dir)?;
         for l in files::all_leftovers(&self.db_dir)? {
             match xact_status(client, l.token)? {
@@ -272,21 +292,12 @@ impl PgStore {
         } else {
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         };
-        let mut conn = self.pool.get()?;
-        if let Err(e) = conn.client.batch_execute(sql) {
-            if !is_connection_error(&e, &conn.client) {
-                return Err(map_error(e));
-            }
-            // A dead connection (the server restarted): all idle ones are too.
-            conn.set_broken();
-            drop(conn);
-            conn = self.pool.fresh()?;
-            conn.client.batch_execute(sql).map_err(map_error)?;
-        }
+        let conn = self.pool.get()?;
         let tx = PgTx {
             conn,
             store: self,
             write,
+            begin: Some(sql),
             open: true,
             staged: Vec::new(),
             token: None,
@@ -317,7 +328,7 @@ impl PgStore {
 /// database.schema`: the schema); `init` drops only a database it created.
 pub fn database_exists(settings: &ConnSettings, home: &Path) -> Result<bool> {
     let target = connect::resolve(settings, home, &connect::process_env)?;
-    match target.connect() {
+    match Conn::open(&target) {
         Ok(mut c) => match &target.schema {
             None => Ok(true),
             Some(schema) => Ok(c
@@ -350,7 +361,7 @@ enum XactStatus {
     Unknown,
 }
 
-fn xact_status(client: &mut postgres::Client, token: i64) -> Result<XactStatus> {
+fn xact_status(client: &mut Conn, token: i64) -> Result<XactStatus> {
     let status: Option<String> = match client.query_one("select txid_status($1)", &[&token]) {
         Ok(row) => row.get(0),
         // "transaction ID ... is in the future": not of this database.
@@ -460,6 +471,8 @@ pub struct PgTx<'a> {
     conn: Pooled<'a>,
     store: &'a PgStore,
     write: bool,
+    /// The `BEGIN` not sent yet: it travels with the first statement.
+    begin: Option<&'static str>,
     open: bool,
     /// Files staged by this transaction, renamed into place after it commits.
     staged: Vec<files::Staged>,
@@ -469,10 +482,11 @@ pub struct PgTx<'a> {
 
 impl Drop for PgTx<'_> {
     fn drop(&mut self) {
+        if self.open && self.begin.is_none() {
+            // Queued, not waited for: the connection's next user runs after it.
+            self.conn.rollback_later();
+        }
         if self.open {
-            if self.conn.client.batch_execute("ROLLBACK").is_err() {
-                self.conn.set_broken();
-            }
             for s in &self.staged {
                 s.discard();
             }
@@ -545,29 +559,33 @@ fn check_storable(class: &ClassDef, name: &str, v: &Option<PropValue>) -> Result
 }
 
 impl<'a> PgTx<'a> {
-    /// Runs a statement (prepared once per connection) and returns its rows.
+    /// Runs a statement (prepared once per connection) and returns its rows. The
+    /// transaction's `BEGIN` goes with its first statement; if that first round
+    /// trip finds the connection dead (the server restarted since it was pooled),
+    /// nothing has happened yet and it is retried once on a new connection.
     pub(crate) fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>> {
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let result = match self.conn.prepare(sql) {
-            Ok(stmt) => self.conn.client.query(&stmt, &refs),
-            Err(e) => Err(e),
-        };
-        result.map_err(|e| self.fail(e))
+        let begin = self.begin.take();
+        match self.conn.query_with(begin, sql, &refs) {
+            Ok(rows) => Ok(rows),
+            Err(e) if begin.is_some() && is_connection_error(&e, &self.conn) => {
+                self.conn.set_broken();
+                self.conn = self.store.pool.fresh()?;
+                self.conn
+                    .query_with(begin, sql, &refs)
+                    .map_err(|e| self.fail(e))
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
-    fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let result = match self.conn.prepare(sql) {
-            Ok(stmt) => self.conn.client.execute(&stmt, &refs),
-            Err(e) => Err(e),
-        };
-        result.map_err(|e| self.fail(e))
+    fn execute(&mut self, sql: &str, params: &[Param]) -> Result<()> {
+        self.query(sql, params).map(|_| ())
     }
 
-    fn fail(&mut self, e: postgres::Error) -> StoreError {
-        if is_connection_error(&e, &self.conn.client) {
+    fn fail(&mut self, e: PgError) -> StoreError {
+        if is_connection_error(&e, &self.conn) {
             self.conn.set_broken();
             self.open = false;
             self.store.pool.flush_idle();
@@ -665,7 +683,7 @@ impl<'a> PgTx<'a> {
                 if l.token == token {
                     continue;
                 }
-                let status = xact_status(&mut self.conn.client, l.token)?;
+                let status = xact_status(&mut self.conn, l.token)?;
                 match status {
                     XactStatus::Committed => {
                         files::resolve(&l, i64::MAX)?;
@@ -698,7 +716,7 @@ impl<'a> PgTx<'a> {
     /// After COMMIT failed: did it happen anyway? Asked on a fresh connection.
     fn committed_anyway(&self, token: i64) -> Option<bool> {
         let mut conn = self.store.pool.fresh().ok()?;
-        match xact_status(&mut conn.client, token).ok()? {
+        match xact_status(&mut conn, token).ok()? {
             XactStatus::Committed => Some(true),
             XactStatus::Aborted => Some(false),
             _ => None,
@@ -1138,8 +1156,13 @@ impl Tx for PgTx<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
+        if self.begin.is_some() {
+            // Nothing was sent: nothing to commit.
+            self.open = false;
+            return Ok(());
+        }
         let Some(token) = self.token.filter(|_| !self.staged.is_empty()) else {
-            let r = self.conn.client.batch_execute("COMMIT");
+            let r = self.conn.batch_execute("COMMIT");
             self.open = false;
             return r.map_err(|e| self.fail(e));
         };
@@ -1149,13 +1172,24 @@ impl Tx for PgTx<'_> {
         store.pending.add(&self.staged);
         let committed = crate::failpoint::hit("content.commit")
             .map_err(StoreError::from)
-            .and_then(|()| self.conn.client.batch_execute("COMMIT").map_err(map_error));
+            .and_then(|()| self.conn.batch_execute("COMMIT").map_err(map_error));
         self.open = false;
         if let Err(e) = committed {
-            self.conn.set_broken();
             // An error from COMMIT does not always mean it did not happen (the
             // connection broke after the server committed): PostgreSQL tells.
-            match self.committed_anyway(token) {
+            // On a live connection ROLLBACK ends whatever is left of it first.
+            let status = match self.conn.batch_execute("ROLLBACK") {
+                Ok(()) => match xact_status(&mut self.conn, token) {
+                    Ok(XactStatus::Committed) => Some(true),
+                    Ok(XactStatus::Aborted) => Some(false),
+                    _ => None,
+                },
+                Err(_) => {
+                    self.conn.set_broken();
+                    self.committed_anyway(token)
+                }
+            };
+            match status {
                 Some(true) => {
                     tracing::warn!(error = %e, "COMMIT reported an error but the transaction committed");
                 }

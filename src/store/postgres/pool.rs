@@ -1,24 +1,32 @@
-//! A small pool of `postgres::Client` connections with a per-connection statement
+//! Connections: `tokio-postgres` clients driven by one small runtime of their
+//! own (one I/O thread, `postgres-io`), used through blocking calls from the
+//! store's blocking threads, and a pool of them with a per-connection statement
 //! cache.
 //!
-//! Why our own instead of `r2d2_postgres`: what it would add is a reaper thread
-//! and its own timeouts; what the store needs beyond a mutex-guarded list is
-//! specific — flushing every idle connection once one turns out dead (after a
-//! server restart they all are), failing fast while the server is unreachable
-//! instead of letting every call wait for a connect timeout, and keeping each
-//! connection's prepared statements with it.
+//! Why not the sync `postgres` crate (which wraps the same client): each of its
+//! clients owns a runtime (four file descriptors per connection instead of one),
+//! panics when dropped on an async thread, and offers no way to bound a call
+//! from the client side. Here every call has a deadline ([`CALL_TIMEOUT`]), so a
+//! server that stops answering (frozen, a network black hole: nothing that
+//! closes the socket) turns into a prompt error instead of a hung request, and
+//! requests can be pipelined: a read transaction's `BEGIN` travels with its first
+//! query and its `ROLLBACK` is sent without waiting for the answer (the next
+//! user of the connection queues behind it), so a read costs only its queries.
 //!
-//! A `postgres::Client` runs its own single-threaded tokio runtime and must never
-//! be used or dropped on an async executor thread (it panics): the store is only
-//! used from blocking threads, and [`Pool`]'s `Drop` hands the idle connections
-//! to a plain thread when it runs inside a runtime.
+//! Why our own pool instead of `r2d2`/`deadpool`: what the store needs beyond a
+//! mutex-guarded list is specific — flushing every idle connection once one turns
+//! out dead (after a server restart they all are), failing fast while the server
+//! is unreachable instead of letting every call wait for a connect timeout, and
+//! keeping each connection's prepared statements with it.
 
 use super::super::StoreError;
 use super::connect::Target;
-use postgres::{Client, Statement};
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::future::Future;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 512;
@@ -28,22 +36,151 @@ const CHECK_AFTER_IDLE: Duration = Duration::from_secs(30);
 const CHECKOUT_WAIT: Duration = Duration::from_secs(20);
 /// After a failed connection attempt, further attempts fail at once for this long.
 const FAIL_FAST: Duration = Duration::from_millis(500);
+/// The longest any one call to the server may take (the server's own
+/// `statement_timeout` is 30 s, `lock_timeout` 20 s; see [`super::connect`]).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The runtime driving every connection's I/O.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("postgres-io")
+            .enable_all()
+            .build()
+            .expect("cannot start the PostgreSQL I/O thread")
+    })
+}
+
+/// A failed call: the server's or the client library's error, or no answer in
+/// time.
+#[derive(Debug)]
+pub enum PgError {
+    /// Reported by tokio-postgres.
+    Pg(tokio_postgres::Error),
+    /// No answer within the deadline.
+    Timeout(Duration),
+    /// A query expected to return one row returned this many.
+    RowCount(usize),
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PgError::Pg(e)
+    }
+}
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PgError::Pg(e) => f.write_str(&super::describe(e)),
+            PgError::Timeout(d) => write!(f, "PostgreSQL did not answer within {} s", d.as_secs()),
+            PgError::RowCount(n) => write!(f, "expected one row, got {n}"),
+        }
+    }
+}
+
+impl std::error::Error for PgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PgError::Pg(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl PgError {
+    /// The SQLSTATE, if the server reported one.
+    pub fn code(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            PgError::Pg(e) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `f` on the I/O runtime, waiting for it at most `limit`. Called from
+/// blocking threads only.
+pub fn block_on<T>(
+    limit: Duration,
+    f: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, PgError> {
+    runtime().block_on(async move {
+        match tokio::time::timeout(limit, f).await {
+            Ok(r) => r.map_err(PgError::Pg),
+            Err(_) => Err(PgError::Timeout(limit)),
+        }
+    })
+}
+
+/// Sends a statement without waiting for its answer: the request is queued on
+/// the connection before this returns, so whatever the connection does next
+/// runs after it.
+fn send_and_forget(client: &Arc<Client>, sql: &'static str) {
+    let client = client.clone();
+    let mut fut = Box::pin(async move {
+        let _ = client.batch_execute(sql).await;
+    });
+    // The first poll encodes and queues the request; the answer is consumed and
+    // dropped by the connection task.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = fut.as_mut().poll(&mut cx);
+}
 
 /// One connection and its prepared statements.
 pub struct Conn {
-    /// The client.
-    pub client: Client,
+    client: Arc<Client>,
     stmts: HashMap<String, Statement>,
     idle_since: Instant,
 }
 
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
 impl Conn {
+    /// Opens a connection to `target`.
+    pub fn open(target: &Target) -> Result<Conn, PgError> {
+        let config = target.config.clone();
+        let tls = target.tls.clone();
+        // connect_timeout bounds each attempt; this bounds all hosts together.
+        let client = block_on(CALL_TIMEOUT, async move {
+            let client = match tls {
+                Some(tls) => {
+                    let (client, connection) = config.connect(tls).await?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    client
+                }
+                None => {
+                    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    client
+                }
+            };
+            Ok(client)
+        })?;
+        Ok(Conn {
+            client: Arc::new(client),
+            stmts: HashMap::new(),
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// True once the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
     /// A prepared statement for `sql`, from the cache when possible.
-    pub fn prepare(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+    pub fn prepare(&mut self, sql: &str) -> Result<Statement, PgError> {
         if let Some(s) = self.stmts.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(sql)?;
+        let client = self.client.clone();
+        let s = block_on(CALL_TIMEOUT, async move { client.prepare(sql).await })?;
         if self.stmts.len() >= STATEMENT_CACHE {
             self.stmts.clear();
         }
@@ -55,6 +192,94 @@ impl Conn {
     /// changed under a cached plan).
     pub fn forget_statements(&mut self) {
         self.stmts.clear();
+    }
+
+    /// Runs a statement and returns its rows; with `begin`, that statement is
+    /// sent first, in the same round trip.
+    pub fn query_with(
+        &mut self,
+        begin: Option<&str>,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, PgError> {
+        let cached = self.stmts.get(sql).cloned();
+        let client = self.client.clone();
+        let (prepared, rows) = block_on(CALL_TIMEOUT, async move {
+            let begin = async {
+                match begin {
+                    Some(b) => client.batch_execute(b).await,
+                    None => Ok(()),
+                }
+            };
+            let query = async {
+                let stmt = match cached {
+                    Some(s) => s,
+                    None => client.prepare(sql).await?,
+                };
+                let rows = client.query(&stmt, params).await?;
+                Ok::<_, tokio_postgres::Error>((stmt, rows))
+            };
+            // Polled in this order: BEGIN is queued before the query.
+            let (b, q) = tokio::join!(begin, query);
+            b?;
+            q
+        })?;
+        if !self.stmts.contains_key(sql) {
+            if self.stmts.len() >= STATEMENT_CACHE {
+                self.stmts.clear();
+            }
+            self.stmts.insert(sql.to_string(), prepared);
+        }
+        Ok(rows)
+    }
+
+    /// Runs a statement and returns its rows.
+    pub fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, PgError> {
+        self.query_with(None, sql, params)
+    }
+
+    /// Runs a statement expected to return one row.
+    pub fn query_one(&mut self, sql: &str, params: &Params<'_>) -> Result<Row, PgError> {
+        let mut rows = self.query(sql, params)?;
+        if rows.len() != 1 {
+            return Err(PgError::RowCount(rows.len()));
+        }
+        Ok(rows.remove(0))
+    }
+
+    /// Runs a statement returning at most one row.
+    pub fn query_opt(&mut self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, PgError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// Runs a statement and returns the number of rows it changed.
+    pub fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, PgError> {
+        let stmt = self.prepare(sql)?;
+        let client = self.client.clone();
+        block_on(
+            CALL_TIMEOUT,
+            async move { client.execute(&stmt, params).await },
+        )
+    }
+
+    /// Runs statements through the simple query protocol (no parameters).
+    pub fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
+        let client = self.client.clone();
+        block_on(CALL_TIMEOUT, async move { client.batch_execute(sql).await })
+    }
+
+    /// Ends the current transaction without waiting for the answer.
+    pub fn rollback_later(&self) {
+        send_and_forget(&self.client, "ROLLBACK");
+    }
+
+    /// Checks that the server still answers on this connection.
+    pub fn is_valid(&self) -> bool {
+        let client = self.client.clone();
+        block_on(Duration::from_secs(2), async move {
+            client.simple_query("").await
+        })
+        .is_ok()
     }
 }
 
@@ -80,18 +305,13 @@ impl std::fmt::Debug for Pool {
 }
 
 /// The message of a failed connection attempt, in plain words.
-pub fn connect_error(target: &Target, e: &postgres::Error) -> String {
-    let detail = match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(inner) = src {
-                s = format!("{s}: {inner}");
-                src = inner.source();
-            }
-            s
-        }
+pub fn connect_error(target: &Target, e: &PgError) -> String {
+    let detail = match e {
+        PgError::Pg(e) => match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => super::describe(e),
+        },
+        _ => e.to_string(),
     };
     format!("cannot connect to PostgreSQL ({target:?}): {detail}")
 }
@@ -119,17 +339,23 @@ impl Pool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds an open connection (the one the store was opened with).
+    pub fn adopt(&self, mut c: Conn) {
+        c.idle_since = Instant::now();
+        let mut st = self.lock();
+        st.open += 1;
+        st.idle.push(c);
+    }
+
     /// A connection: an idle one (checked first if it idled long), or a new one.
     /// Fails at once while the server is known to be unreachable.
     pub fn get(&self) -> Result<Pooled<'_>, StoreError> {
         let deadline = Instant::now() + CHECKOUT_WAIT;
         let mut st = self.lock();
         loop {
-            if let Some(mut c) = st.idle.pop() {
+            if let Some(c) = st.idle.pop() {
                 drop(st);
-                if c.idle_since.elapsed() >= CHECK_AFTER_IDLE
-                    && c.client.is_valid(Duration::from_secs(2)).is_err()
-                {
+                if c.idle_since.elapsed() >= CHECK_AFTER_IDLE && !c.is_valid() {
                     self.discard(c);
                     self.flush_idle();
                     st = self.lock();
@@ -145,14 +371,10 @@ impl Pool {
                 }
                 st.open += 1;
                 drop(st);
-                return match self.target.connect() {
-                    Ok(client) => {
+                return match Conn::open(&self.target) {
+                    Ok(c) => {
                         self.lock().down = None;
-                        Ok(self.pooled(Conn {
-                            client,
-                            stmts: HashMap::new(),
-                            idle_since: Instant::now(),
-                        }))
+                        Ok(self.pooled(c))
                     }
                     Err(e) => {
                         let why = connect_error(&self.target, &e);
@@ -183,10 +405,7 @@ impl Pool {
     /// A fresh connection, never an idle one (to retry after a dead one).
     pub fn fresh(&self) -> Result<Pooled<'_>, StoreError> {
         self.flush_idle();
-        {
-            let mut st = self.lock();
-            st.down = None;
-        }
+        self.lock().down = None;
         self.get()
     }
 
@@ -214,40 +433,19 @@ impl Pool {
             idle
         };
         if !idle.is_empty() {
-            drop_off_executor(idle);
+            drop(idle);
             self.freed.notify_all();
         }
     }
 
     fn put_back(&self, mut c: Conn, broken: bool) {
-        if broken || c.client.is_closed() {
+        if broken || c.is_closed() {
             self.discard(c);
             return;
         }
         c.idle_since = Instant::now();
         self.lock().idle.push(c);
         self.freed.notify_one();
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        let idle = std::mem::take(&mut self.lock().idle);
-        drop_off_executor(idle);
-    }
-}
-
-/// Drops connections; on an async executor thread (where a `postgres::Client`
-/// would panic while closing), on a plain thread instead.
-fn drop_off_executor(conns: Vec<Conn>) {
-    if conns.is_empty() {
-        return;
-    }
-    if tokio::runtime::Handle::try_current().is_ok() {
-        let t = std::thread::spawn(move || drop(conns));
-        let _ = t.join();
-    } else {
-        drop(conns);
     }
 }
 
@@ -282,14 +480,6 @@ impl std::ops::DerefMut for Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take() {
-            if tokio::runtime::Handle::try_current().is_ok()
-                && (self.broken || c.client.is_closed())
-            {
-                drop_off_executor(vec![c]);
-                self.pool.lock().open -= 1;
-                self.pool.freed.notify_one();
-                return;
-            }
             self.pool.put_back(c, self.broken);
         }
     }

@@ -13,8 +13,8 @@
 
 use crate::hyperdb::date::Date;
 use bytes::BytesMut;
-use postgres::types::{FromSql, IsNull, ToSql, Type};
 use std::error::Error;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 
 /// Milliseconds from 1970-01-01 to PostgreSQL's epoch 2000-01-01 (UTC).
 const PG_EPOCH_MS: i64 = 946_684_800_000;
@@ -170,7 +170,7 @@ impl ToSql for Param {
         true
     }
 
-    postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// One cell read from a row.

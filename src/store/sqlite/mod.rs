@@ -232,7 +232,7 @@ fn user_version(conn: &Connection) -> Result<i64> {
 /// (SQLite creates `db-wal` and `db-shm` there; content goes to `files/`) and the
 /// database files themselves. Opened for writing, not checked by mode bits, so a
 /// read-only mount is caught for root too.
-fn check_writable(db_dir: &Path, db_path: &Path) -> Result<()> {
+pub(crate) fn check_writable(db_dir: &Path, db_path: &Path) -> Result<()> {
     let not_writable = |path: &Path, e: std::io::Error| StoreError::NotWritable {
         path: path.to_path_buf(),
         reason: plain_io_reason(&e),
