@@ -137,8 +137,11 @@ class PgCluster:
         finally:
             con.close()
 
-    def stop(self):
-        subprocess.run([str(PG_CLUSTER), "stop", str(self.dir)], check=True, timeout=120)
+    def stop(self, mode="fast"):
+        """Stops the server: ``fast`` terminates the sessions, ``immediate`` is
+        a crash (recovery from the WAL at the next start)."""
+        subprocess.run([str(PG_CLUSTER), "stop", str(self.dir), mode], check=True,
+                       timeout=120)
 
     def start(self):
         subprocess.run([str(PG_CLUSTER), "start", str(self.dir)], check=True, timeout=120)
