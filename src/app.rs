@@ -297,6 +297,11 @@ struct LoginKeys {
 }
 
 impl LoginKeys {
+    /// The keys in the order the shared limiter state is read.
+    fn shared(&self) -> [&str; 3] {
+        [&self.pair, &self.user, &self.peer]
+    }
+
     fn new(username: &str, peer: &str) -> LoginKeys {
         let client = client_key(peer);
         LoginKeys {
@@ -325,7 +330,18 @@ fn client_key(peer: &str) -> String {
 impl Mounted {
     /// `Err` while the username, the client address or the pair is locked out.
     fn locked_out(&self, keys: &LoginKeys, now: Instant) -> Result<(), LoginError> {
-        if let Some(r) = self.shared_locked_out(keys) {
+        self.locked_out_given(keys, now, None)
+    }
+
+    /// [`Mounted::locked_out`] with the shared state already read (`tats`, in
+    /// the order of [`LoginKeys::shared`]), e.g. together with the user.
+    fn locked_out_given(
+        &self,
+        keys: &LoginKeys,
+        now: Instant,
+        tats: Option<Vec<Option<f64>>>,
+    ) -> Result<(), LoginError> {
+        if let Some(r) = self.shared_locked_out(keys, tats) {
             return r;
         }
         self.limiter
@@ -357,12 +373,20 @@ impl Mounted {
 
     /// [`Mounted::locked_out`] over the database's shared state, when the store
     /// keeps one (`None`: in memory, also when the database cannot be read).
-    fn shared_locked_out(&self, keys: &LoginKeys) -> Option<Result<(), LoginError>> {
+    fn shared_locked_out(
+        &self,
+        keys: &LoginKeys,
+        tats: Option<Vec<Option<f64>>>,
+    ) -> Option<Result<(), LoginError>> {
         let shared = self.tracker.store.shared_limits()?;
         if self.limiter.limit() == 0 {
             return None;
         }
-        let tats = match shared.tats(&[&keys.pair, &keys.user, &keys.peer]) {
+        let read = match tats {
+            Some(t) => Ok(t),
+            None => shared.tats(&keys.shared()),
+        };
+        let tats = match read {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(tracker = %self.name, error = %e, "shared failed-login state unreadable; using this daemon's own");
@@ -489,12 +513,19 @@ impl App {
             Credentials::Basic { username, password } => (username.as_str(), password.as_str()),
         };
         let keys = LoginKeys::new(username, peer);
+        // The shared failed-login state (PostgreSQL) and the user, read together.
+        let shared = m.tracker.store.shared_limits().is_some() && m.limiter.limit() > 0;
+        let limit_keys = keys.shared();
+        let (tats, user_id) = tx
+            .login_lookup(users, "username", username, if shared { &limit_keys } else { &[] })
+            .map_err(|e| LoginError::Store(e.to_string()))?;
         // Refused while locked out, even with the right password.
-        m.locked_out(&keys, Instant::now())?;
-        let user = if username.is_empty() {
-            None
-        } else {
-            find_user(tx, users, username)?
+        m.locked_out_given(&keys, Instant::now(), tats.filter(|_| shared))?;
+        let user = match user_id.filter(|_| !username.is_empty()) {
+            Some(id) => tx
+                .get(users, id, Multilinks::None)
+                .map_err(|e| LoginError::Store(e.to_string()))?,
+            None => None,
         };
         let stored = user.as_ref().and_then(stored_password);
         let (user, hash) = match (user, stored) {

@@ -235,6 +235,22 @@ pub trait Tx {
         JournalFormat::Sqlite
     }
 
+    /// The two reads of a login together (PostgreSQL: in one round trip): the
+    /// failed-login limiter state shared through the database for `limit_keys`
+    /// (as [`SharedLimits::tats`]; `None` where the backend keeps none, or no
+    /// keys are given) and the live item of `class` whose `key` is `value` (as
+    /// [`Tx::lookup`]).
+    #[allow(clippy::type_complexity)]
+    fn login_lookup(
+        &mut self,
+        class: &ClassDef,
+        key: &str,
+        value: &str,
+        _limit_keys: &[&str],
+    ) -> Result<(Option<Vec<Option<f64>>>, Option<Id>)> {
+        Ok((None, self.lookup(class, key, value)?))
+    }
+
     /// Serialises writers that may introduce the key value `value` of `class`
     /// with other processes writing the same database, until this transaction
     /// ends: called before the lookup that refuses a duplicate key, so that the
@@ -270,7 +286,9 @@ pub trait SharedLimits: Send + Sync {
 
 /// A tracker database: hands out transactions. Shared by all request threads.
 pub trait Store: Send + Sync {
-    /// A read transaction (a consistent snapshot; never waits for writers).
+    /// A read transaction (never waits for writers; SQLite: one consistent
+    /// snapshot; PostgreSQL: each statement its own snapshot, as Roundup reads
+    /// there).
     fn read(&self) -> Result<Box<dyn Tx + '_>>;
     /// A write transaction (writers are serialised).
     fn write(&self) -> Result<Box<dyn Tx + '_>>;

@@ -340,7 +340,7 @@ pub fn connect_or_create(target: &Target, create: bool) -> Result<(Conn, bool)> 
     let client = match Conn::open(target) {
         Ok(c) => c,
         Err(e) if create && e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
-            let admin = match Conn::open(&target.with_dbname("postgres")) {
+            let mut admin = match Conn::open(&target.with_dbname("postgres")) {
                 Ok(c) => c,
                 Err(_) => Conn::open(&target.with_dbname("template1"))
                     .map_err(|e| StoreError::Unavailable(super::pool::connect_error(target, &e)))?,
@@ -412,11 +412,11 @@ pub fn connect_or_create(target: &Target, create: bool) -> Result<(Conn, bool)> 
 pub fn drop_created(target: &Target) {
     let result = (|| -> Result<()> {
         if let Some(schema) = &target.schema {
-            let c = Conn::open(target)?;
+            let mut c = Conn::open(target)?;
             c.batch_execute(&format!("DROP SCHEMA {} CASCADE", quote_ident(schema)))?;
             return Ok(());
         }
-        let admin = Conn::open(&target.with_dbname("postgres"))?;
+        let mut admin = Conn::open(&target.with_dbname("postgres"))?;
         admin.batch_execute(&format!(
             "DROP DATABASE IF EXISTS {}",
             quote_ident(&target.dbname)

@@ -26,8 +26,11 @@ const WEEK: f64 = 604_800.0;
 /// How often expired rows are deleted here (seconds).
 const CLEAN_EVERY: i64 = 3600;
 
+/// The query reading limiter rows (`$1`: the keys as [`db_key`] stores them).
+pub(super) const TATS_SQL: &str = "select otk_key, otk_value from otks where otk_key = any($1)";
+
 /// `otk_key` is `varchar(255)`: longer keys are stored as a digest.
-fn db_key(key: &str) -> String {
+pub(super) fn db_key(key: &str) -> String {
     if key.len() <= 255 {
         return key.to_string();
     }
@@ -123,6 +126,45 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     )
 }
 
+/// The arrival times of `db_keys` in rows of [`TATS_SQL`], in key order.
+pub(super) fn tats_from_rows(db_keys: &[String], rows: &[tokio_postgres::Row]) -> Vec<Option<f64>> {
+    let mut out = vec![None; db_keys.len()];
+    for r in rows {
+        let (Some(k), Some(v)) = (r.get::<_, Cell>(0).text(), r.get::<_, Cell>(1).text()) else {
+            continue;
+        };
+        if let Some(i) = db_keys.iter().position(|d| *d == k) {
+            let tat = stored_tat(&v);
+            // Duplicate rows (no unique index): the latest state wins.
+            out[i] = match (out[i], tat) {
+                (Some(a), Some(b)) => Some(f64::max(a, b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    out
+}
+
+/// The arrival times of `db_keys` from parallel arrays of keys and values.
+pub(super) fn tats_from_arrays(
+    db_keys: &[String],
+    keys: &[Option<String>],
+    values: &[Option<String>],
+) -> Vec<Option<f64>> {
+    let mut out = vec![None; db_keys.len()];
+    for (k, v) in keys.iter().zip(values) {
+        let (Some(k), Some(v)) = (k, v) else { continue };
+        if let Some(i) = db_keys.iter().position(|d| d == k) {
+            let tat = stored_tat(v);
+            out[i] = match (out[i], tat) {
+                (Some(a), Some(b)) => Some(f64::max(a, b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    out
+}
+
 /// The `tat` of a stored value, if it has a readable one.
 fn stored_tat(value: &str) -> Option<f64> {
     let PyValue::Dict(items) = pyrepr::parse(value).ok()? else {
@@ -188,10 +230,7 @@ impl SharedLimits for PgStore {
         let db_keys: Vec<String> = keys.iter().map(|k| db_key(k)).collect();
         let mut conn = self.pool.get()?;
         let param = Param::Texts(db_keys.clone());
-        let rows = match conn.query(
-            "select otk_key, otk_value from otks where otk_key = any($1)",
-            &[&param as &(dyn ToSql + Sync)],
-        ) {
+        let rows = match conn.query(TATS_SQL, &[&param as &(dyn ToSql + Sync)]) {
             Ok(rows) => rows,
             Err(e) => {
                 if conn.is_closed() || !matches!(&e, PgError::Pg(p) if p.as_db_error().is_some()) {
@@ -201,22 +240,7 @@ impl SharedLimits for PgStore {
                 return Err(StoreError::Postgres(e));
             }
         };
-        let mut out = vec![None; keys.len()];
-        for r in &rows {
-            let (Some(k), Some(v)) = (r.get::<_, Cell>(0).text(), r.get::<_, Cell>(1).text())
-            else {
-                continue;
-            };
-            if let Some(i) = db_keys.iter().position(|d| *d == k) {
-                let tat = stored_tat(&v);
-                // Duplicate rows (no unique index): the latest state wins.
-                out[i] = match (out[i], tat) {
-                    (Some(a), Some(b)) => Some(f64::max(a, b)),
-                    (a, b) => a.or(b),
-                };
-            }
-        }
-        Ok(out)
+        Ok(tats_from_rows(&db_keys, &rows))
     }
 
     fn update(

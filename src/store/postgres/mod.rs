@@ -6,9 +6,12 @@
 //!
 //! # Transactions and several daemons
 //!
-//! Reads run `REPEATABLE READ READ ONLY` (one snapshot per call, never a
-//! serialization failure); writes run `READ COMMITTED` and take explicit locks
-//! where a check must see what other daemons committed:
+//! Reads run their statements in autocommit, each in its own snapshot, as
+//! Roundup on PostgreSQL reads (a call that runs several statements may see a
+//! write committed in between; single statements such as `get` with its
+//! Multilinks are consistent): no `BEGIN`/`ROLLBACK` round trips, never a lock
+//! or a serialization failure. Writes run `READ COMMITTED` and take explicit
+//! locks where a check must see what other daemons committed:
 //!
 //! * key values ([`Tx::lock_key`]): a transaction-scoped advisory lock on
 //!   `(hashtext('rxs:key:<class>'), hashtext(lower(value)))` is taken before the
@@ -123,7 +126,7 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 fn is_connection_error(e: &PgError, conn: &Conn) -> bool {
     let e = match e {
         PgError::Pg(e) => e,
-        PgError::Timeout(_) => return true,
+        PgError::Timeout(_) | PgError::Runtime(_) => return true,
         PgError::RowCount(_) => return false,
     };
     if conn.is_closed() || e.is_closed() {
@@ -148,7 +151,7 @@ fn is_param_error(e: &tokio_postgres::Error) -> bool {
 /// time means the server is unavailable.
 fn map_error(e: PgError) -> StoreError {
     let pg = match &e {
-        PgError::Timeout(_) => return StoreError::Unavailable(e.to_string()),
+        PgError::Timeout(_) | PgError::Runtime(_) => return StoreError::Unavailable(e.to_string()),
         PgError::RowCount(_) => return StoreError::Postgres(e),
         PgError::Pg(pg) => pg,
     };
@@ -286,21 +289,26 @@ impl PgStore {
         Ok(())
     }
 
+    /// A write transaction (`READ COMMITTED` with explicit locks, see the module
+    /// documentation), or a read: statements in autocommit, each in its own
+    /// snapshot, as Roundup on PostgreSQL reads (its `READ COMMITTED`
+    /// transactions), without a `BEGIN`/`ROLLBACK` pair around them.
     fn begin(&self, write: bool) -> Result<PgTx<'_>> {
-        let sql = if write {
-            "BEGIN ISOLATION LEVEL READ COMMITTED"
-        } else {
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-        };
         let conn = self.pool.get()?;
         let tx = PgTx {
             conn,
             store: self,
             write,
-            begin: Some(sql),
+            begin: Some(if write {
+                "BEGIN ISOLATION LEVEL READ COMMITTED"
+            } else {
+                // Nothing to send: the marker only says "no statement yet".
+                ""
+            }),
             open: true,
             staged: Vec::new(),
             token: None,
+            looked_up: None,
         };
         if write && self.repair_needed.load(Ordering::Acquire) {
             self.retry_installs();
@@ -478,13 +486,20 @@ pub struct PgTx<'a> {
     staged: Vec<files::Staged>,
     /// This transaction's id once it has staged a file.
     token: Option<i64>,
+    /// The row a read's last `lookup` found (class, item without Multilinks):
+    /// the `get` that usually follows needs no round trip (it would read a
+    /// snapshot microseconds younger).
+    looked_up: Option<(String, Item)>,
 }
 
 impl Drop for PgTx<'_> {
     fn drop(&mut self) {
-        if self.open && self.begin.is_none() {
-            // Queued, not waited for: the connection's next user runs after it.
-            self.conn.rollback_later();
+        if self.open && self.write && self.begin.is_none() {
+            // Waited for: the transaction may hold row or advisory locks that
+            // other writers are queued on.
+            if self.conn.batch_execute("ROLLBACK").is_err() {
+                self.conn.set_broken();
+            }
         }
         if self.open {
             for s in &self.staged {
@@ -566,10 +581,11 @@ impl<'a> PgTx<'a> {
     pub(crate) fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>> {
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let begin = self.begin.take();
+        let first = self.begin.take();
+        let begin = first.filter(|b| !b.is_empty());
         match self.conn.query_with(begin, sql, &refs) {
             Ok(rows) => Ok(rows),
-            Err(e) if begin.is_some() && is_connection_error(&e, &self.conn) => {
+            Err(e) if first.is_some() && is_connection_error(&e, &self.conn) => {
                 self.conn.set_broken();
                 self.conn = self.store.pool.fresh()?;
                 self.conn
@@ -578,6 +594,44 @@ impl<'a> PgTx<'a> {
             }
             Err(e) => Err(self.fail(e)),
         }
+    }
+
+    /// The shared failed-login state of `keys`, read in this transaction.
+    fn limit_tats(&mut self, keys: &[&str]) -> Result<Vec<Option<f64>>> {
+        let db_keys: Vec<String> = keys.iter().map(|k| limits::db_key(k)).collect();
+        let rows = self.query(limits::TATS_SQL, &[Param::Texts(db_keys.clone())])?;
+        Ok(limits::tats_from_rows(&db_keys, &rows))
+    }
+
+    /// A read transaction's lookup that brings the whole row along: the SQL
+    /// (`$1`: the key value), or `None` when a plain id lookup is needed.
+    fn lookup_row_sql(&self, class: &ClassDef, key: &str) -> Option<String> {
+        let shape = self.store.rows.get(&class.name)?;
+        (!self.write && shape.matches(class)).then(|| {
+            format!(
+                "{},id from _{} where _{key}=$1 and __retired__=0 order by id limit 1",
+                shape.select, class.name
+            )
+        })
+    }
+
+    /// The id in the rows of [`PgTx::lookup_row_sql`]; the row is kept for the
+    /// `get` that usually follows.
+    fn take_lookup_row(&mut self, class: &ClassDef, rows: &[Row]) -> Option<Id> {
+        let shape = self.store.rows.get(&class.name)?;
+        let row = rows.first()?;
+        let id = row.get::<_, Cell>(shape.retired_col + 1).int()?;
+        let mut values = Values::new();
+        for (i, prop, kind) in &shape.props {
+            values.insert(prop.clone(), cell_to_value(kind, row.get::<_, Cell>(*i)));
+        }
+        let item = Item {
+            id,
+            retired: false,
+            values,
+        };
+        self.looked_up = Some((class.name.clone(), item));
+        Some(id)
     }
 
     fn execute(&mut self, sql: &str, params: &[Param]) -> Result<()> {
@@ -734,6 +788,11 @@ impl Tx for PgTx<'_> {
         if i32::try_from(id).is_err() {
             return Ok(None);
         }
+        if let (Some((cn, item)), Multilinks::None) = (&self.looked_up, multilinks) {
+            if *cn == class.name && item.id == id {
+                return Ok(Some(item.clone()));
+            }
+        }
         let built;
         let shape = match self.store.rows.get(&class.name) {
             Some(shape) if shape.matches(class) => shape,
@@ -860,12 +919,62 @@ impl Tx for PgTx<'_> {
         if value.contains('\0') {
             return Ok(None);
         }
+        let param = [Param::Text(value.to_string())];
+        if let Some(sql) = self.lookup_row_sql(class, key) {
+            // A read: the whole row comes along for the `get` that usually follows.
+            let rows = self.query(&sql, &param)?;
+            return Ok(self.take_lookup_row(class, &rows));
+        }
         let sql = format!(
             "select id from _{} where _{key}=$1 and __retired__=0 order by id limit 1",
             class.name
         );
-        let rows = self.query(&sql, &[Param::Text(value.to_string())])?;
+        let rows = self.query(&sql, &param)?;
         Ok(rows.first().and_then(|r| r.get::<_, Cell>(0).int()))
+    }
+
+    fn login_lookup(
+        &mut self,
+        class: &ClassDef,
+        key: &str,
+        value: &str,
+        limit_keys: &[&str],
+    ) -> Result<(Option<Vec<Option<f64>>>, Option<Id>)> {
+        let row_sql = self.lookup_row_sql(class, key);
+        let (Some(sql), false, false) = (row_sql, limit_keys.is_empty(), value.contains('\0'))
+        else {
+            let tats = match limit_keys.is_empty() {
+                true => None,
+                false => Some(self.limit_tats(limit_keys)?),
+            };
+            return Ok((tats, self.lookup(class, key, value)?));
+        };
+        // One statement: the limiter rows as two parallel arrays (always one
+        // row), the user's row beside them (NULLs when there is none).
+        let db_keys: Vec<String> = limit_keys.iter().map(|k| limits::db_key(k)).collect();
+        let sql = format!(
+            "select u.*, t.k, t.v from (select array_agg(otk_key::text) as k, \
+             array_agg(otk_value) as v from otks where otk_key = any($2)) t \
+             left join lateral ({sql}) u on true"
+        );
+        let rows = self.query(
+            &sql,
+            &[Param::Text(value.to_string()), Param::Texts(db_keys.clone())],
+        )?;
+        let Some(row) = rows.first() else {
+            return Ok((Some(vec![None; db_keys.len()]), None));
+        };
+        let n = row.len();
+        let texts = |c: Cell| match c {
+            Cell::Texts(t) => t,
+            _ => Vec::new(),
+        };
+        let tats = limits::tats_from_arrays(
+            &db_keys,
+            &texts(row.get::<_, Cell>(n - 2)),
+            &texts(row.get::<_, Cell>(n - 1)),
+        );
+        Ok((Some(tats), self.take_lookup_row(class, &rows)))
     }
 
     fn filter(&mut self, class: &ClassDef, q: &FilterQuery) -> Result<Vec<Id>> {
@@ -1156,8 +1265,8 @@ impl Tx for PgTx<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
-        if self.begin.is_some() {
-            // Nothing was sent: nothing to commit.
+        if self.begin.is_some() || !self.write {
+            // Nothing was sent, or a read (autocommit): nothing to commit.
             self.open = false;
             return Ok(());
         }

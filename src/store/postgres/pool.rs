@@ -1,17 +1,17 @@
-//! Connections: `tokio-postgres` clients driven by one small runtime of their
-//! own (one I/O thread, `postgres-io`), used through blocking calls from the
-//! store's blocking threads, and a pool of them with a per-connection statement
-//! cache.
+//! Connections: `tokio-postgres` clients, each with a small single-threaded
+//! runtime of its own that the calling (blocking) thread drives while it waits,
+//! used through blocking calls from the store's blocking threads; and a pool of
+//! them with a per-connection statement cache.
 //!
-//! Why not the sync `postgres` crate (which wraps the same client): each of its
-//! clients owns a runtime (four file descriptors per connection instead of one),
-//! panics when dropped on an async thread, and offers no way to bound a call
-//! from the client side. Here every call has a deadline ([`CALL_TIMEOUT`]), so a
-//! server that stops answering (frozen, a network black hole: nothing that
-//! closes the socket) turns into a prompt error instead of a hung request, and
-//! requests can be pipelined: a read transaction's `BEGIN` travels with its first
-//! query and its `ROLLBACK` is sent without waiting for the answer (the next
-//! user of the connection queues behind it), so a read costs only its queries.
+//! Why not the sync `postgres` crate (which is exactly this wrapper around the
+//! same client): it panics when a client is dropped on an async thread, offers
+//! no way to bound a call from the client side, and cannot pipeline. Here every
+//! call has a deadline ([`CALL_TIMEOUT`]), so a server that stops answering
+//! (frozen, a network black hole: nothing that closes the socket) turns into a
+//! prompt error instead of a hung request; and a write transaction's `BEGIN`
+//! travels with its first statement, in one round trip. (A runtime per connection rather than one shared I/O
+//! thread: handing each query to another thread and back cost more CPU than
+//! the queries themselves.)
 //!
 //! Why our own pool instead of `r2d2`/`deadpool`: what the store needs beyond a
 //! mutex-guarded list is specific — flushing every idle connection once one turns
@@ -23,7 +23,7 @@ use super::super::StoreError;
 use super::connect::Target;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
@@ -40,19 +40,6 @@ const FAIL_FAST: Duration = Duration::from_millis(500);
 /// `statement_timeout` is 30 s, `lock_timeout` 20 s; see [`super::connect`]).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// The runtime driving every connection's I/O.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("postgres-io")
-            .enable_all()
-            .build()
-            .expect("cannot start the PostgreSQL I/O thread")
-    })
-}
-
 /// A failed call: the server's or the client library's error, or no answer in
 /// time.
 #[derive(Debug)]
@@ -63,6 +50,8 @@ pub enum PgError {
     Timeout(Duration),
     /// A query expected to return one row returned this many.
     RowCount(usize),
+    /// The connection's runtime could not be created.
+    Runtime(String),
 }
 
 impl From<tokio_postgres::Error> for PgError {
@@ -77,6 +66,7 @@ impl std::fmt::Display for PgError {
             PgError::Pg(e) => f.write_str(&super::describe(e)),
             PgError::Timeout(d) => write!(f, "PostgreSQL did not answer within {} s", d.as_secs()),
             PgError::RowCount(n) => write!(f, "expected one row, got {n}"),
+            PgError::Runtime(e) => write!(f, "cannot start a connection's runtime: {e}"),
         }
     }
 }
@@ -100,72 +90,85 @@ impl PgError {
     }
 }
 
-/// Runs `f` on the I/O runtime, waiting for it at most `limit`. Called from
-/// blocking threads only.
-pub fn block_on<T>(
-    limit: Duration,
-    f: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, PgError> {
-    runtime().block_on(async move {
-        match tokio::time::timeout(limit, f).await {
-            Ok(r) => r.map_err(PgError::Pg),
-            Err(_) => Err(PgError::Timeout(limit)),
-        }
-    })
-}
-
-/// Sends a statement without waiting for its answer: the request is queued on
-/// the connection before this returns, so whatever the connection does next
-/// runs after it.
-fn send_and_forget(client: &Arc<Client>, sql: &'static str) {
-    let client = client.clone();
-    let mut fut = Box::pin(async move {
-        let _ = client.batch_execute(sql).await;
-    });
-    // The first poll encodes and queues the request; the answer is consumed and
-    // dropped by the connection task.
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let _ = fut.as_mut().poll(&mut cx);
-}
-
-/// One connection and its prepared statements.
+/// One connection, its runtime and its prepared statements.
 pub struct Conn {
-    client: Arc<Client>,
+    client: Client,
+    /// Drives the connection (and its timers) while a caller waits; `None` only
+    /// while being dropped.
+    rt: Option<tokio::runtime::Runtime>,
     stmts: HashMap<String, Statement>,
     idle_since: Instant,
 }
 
 type Params<'p> = [&'p (dyn ToSql + Sync)];
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            // Never blocks, so it is safe on any thread, async ones included.
+            rt.shutdown_background();
+        }
+    }
+}
+
 impl Conn {
     /// Opens a connection to `target`.
     pub fn open(target: &Target) -> Result<Conn, PgError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PgError::Runtime(e.to_string()))?;
         let config = target.config.clone();
         let tls = target.tls.clone();
         // connect_timeout bounds each attempt; this bounds all hosts together.
-        let client = block_on(CALL_TIMEOUT, async move {
-            let client = match tls {
-                Some(tls) => {
-                    let (client, connection) = config.connect(tls).await?;
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                    client
-                }
-                None => {
-                    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                    client
-                }
+        let client = rt.block_on(async move {
+            let connect = async move {
+                let client = match tls {
+                    Some(tls) => {
+                        let (client, connection) = config.connect(tls).await?;
+                        tokio::spawn(async move {
+                            let _ = connection.await;
+                        });
+                        client
+                    }
+                    None => {
+                        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                        tokio::spawn(async move {
+                            let _ = connection.await;
+                        });
+                        client
+                    }
+                };
+                Ok::<_, tokio_postgres::Error>(client)
             };
-            Ok(client)
+            match tokio::time::timeout(CALL_TIMEOUT, connect).await {
+                Ok(r) => r.map_err(PgError::Pg),
+                Err(_) => Err(PgError::Timeout(CALL_TIMEOUT)),
+            }
         })?;
         Ok(Conn {
-            client: Arc::new(client),
+            client,
+            rt: Some(rt),
             stmts: HashMap::new(),
             idle_since: Instant::now(),
+        })
+    }
+
+    /// Runs `f` on this connection's runtime (the caller's thread drives it),
+    /// waiting at most `limit`.
+    fn block_on<T>(
+        &self,
+        limit: Duration,
+        f: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, PgError> {
+        let Some(rt) = &self.rt else {
+            return Err(PgError::Runtime("connection closed".into()));
+        };
+        rt.block_on(async move {
+            match tokio::time::timeout(limit, f).await {
+                Ok(r) => r.map_err(PgError::Pg),
+                Err(_) => Err(PgError::Timeout(limit)),
+            }
         })
     }
 
@@ -179,13 +182,17 @@ impl Conn {
         if let Some(s) = self.stmts.get(sql) {
             return Ok(s.clone());
         }
-        let client = self.client.clone();
-        let s = block_on(CALL_TIMEOUT, async move { client.prepare(sql).await })?;
+        let client = &self.client;
+        let s = self.block_on(CALL_TIMEOUT, client.prepare(sql))?;
+        self.remember(sql, &s);
+        Ok(s)
+    }
+
+    fn remember(&mut self, sql: &str, s: &Statement) {
         if self.stmts.len() >= STATEMENT_CACHE {
             self.stmts.clear();
         }
         self.stmts.insert(sql.to_string(), s.clone());
-        Ok(s)
     }
 
     /// Forgets the prepared statements (after the server reported that a table
@@ -203,8 +210,8 @@ impl Conn {
         params: &Params<'_>,
     ) -> Result<Vec<Row>, PgError> {
         let cached = self.stmts.get(sql).cloned();
-        let client = self.client.clone();
-        let (prepared, rows) = block_on(CALL_TIMEOUT, async move {
+        let client = &self.client;
+        let (prepared, rows) = self.block_on(CALL_TIMEOUT, async move {
             let begin = async {
                 match begin {
                     Some(b) => client.batch_execute(b).await,
@@ -225,10 +232,7 @@ impl Conn {
             q
         })?;
         if !self.stmts.contains_key(sql) {
-            if self.stmts.len() >= STATEMENT_CACHE {
-                self.stmts.clear();
-            }
-            self.stmts.insert(sql.to_string(), prepared);
+            self.remember(sql, &prepared);
         }
         Ok(rows)
     }
@@ -255,31 +259,20 @@ impl Conn {
     /// Runs a statement and returns the number of rows it changed.
     pub fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, PgError> {
         let stmt = self.prepare(sql)?;
-        let client = self.client.clone();
-        block_on(
-            CALL_TIMEOUT,
-            async move { client.execute(&stmt, params).await },
-        )
+        let client = &self.client;
+        self.block_on(CALL_TIMEOUT, client.execute(&stmt, params))
     }
 
     /// Runs statements through the simple query protocol (no parameters).
-    pub fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
-        let client = self.client.clone();
-        block_on(CALL_TIMEOUT, async move { client.batch_execute(sql).await })
-    }
-
-    /// Ends the current transaction without waiting for the answer.
-    pub fn rollback_later(&self) {
-        send_and_forget(&self.client, "ROLLBACK");
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), PgError> {
+        let client = &self.client;
+        self.block_on(CALL_TIMEOUT, client.batch_execute(sql))
     }
 
     /// Checks that the server still answers on this connection.
-    pub fn is_valid(&self) -> bool {
-        let client = self.client.clone();
-        block_on(Duration::from_secs(2), async move {
-            client.simple_query("").await
-        })
-        .is_ok()
+    pub fn is_valid(&mut self) -> bool {
+        let client = &self.client;
+        self.block_on(Duration::from_secs(2), client.simple_query("")).is_ok()
     }
 }
 
@@ -353,7 +346,7 @@ impl Pool {
         let deadline = Instant::now() + CHECKOUT_WAIT;
         let mut st = self.lock();
         loop {
-            if let Some(c) = st.idle.pop() {
+            if let Some(mut c) = st.idle.pop() {
                 drop(st);
                 if c.idle_since.elapsed() >= CHECK_AFTER_IDLE && !c.is_valid() {
                     self.discard(c);

@@ -456,6 +456,11 @@ fn cell_sort_val(c: Cell, lower: bool) -> SortVal {
         Cell::Bool(b) => SortVal::Num(f64::from(u8::from(b))),
         Cell::Timestamp(us) => SortVal::Num(us as f64),
         Cell::Ints(v) => SortVal::List(v.into_iter().map(|i| SortVal::Num(i as f64)).collect()),
+        Cell::Texts(v) => SortVal::List(
+            v.into_iter()
+                .map(|t| t.map_or(SortVal::Null, SortVal::Text))
+                .collect(),
+        ),
         Cell::Text(s) => SortVal::Text(if lower { s.to_lowercase() } else { s }),
     }
 }

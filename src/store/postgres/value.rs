@@ -190,6 +190,8 @@ pub enum Cell {
     Timestamp(i64),
     /// An `integer[]` (Multilink ids gathered with `array(...)`).
     Ints(Vec<i64>),
+    /// A `text[]` (NULL elements kept as `None`).
+    Texts(Vec<Option<String>>),
 }
 
 impl Cell {
@@ -211,7 +213,7 @@ impl Cell {
             Cell::Int(i) => Some(i.to_string()),
             Cell::Real(f) => Some(f.to_string()),
             Cell::Bool(b) => Some(if b { "true" } else { "false" }.into()),
-            Cell::Timestamp(_) | Cell::Ints(_) | Cell::Null => None,
+            Cell::Timestamp(_) | Cell::Ints(_) | Cell::Texts(_) | Cell::Null => None,
         }
     }
 }
@@ -237,6 +239,9 @@ impl<'a> FromSql<'a> for Cell {
                     .map(i64::from)
                     .collect(),
             ),
+            Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
+                Cell::Texts(Vec::<Option<String>>::from_sql(ty, raw)?)
+            }
             _ => Cell::Text(String::from_utf8_lossy(raw).into_owned()),
         })
     }
@@ -258,6 +263,8 @@ impl<'a> FromSql<'a> for Cell {
                 | Type::BOOL
                 | Type::TIMESTAMP
                 | Type::INT4_ARRAY
+                | Type::TEXT_ARRAY
+                | Type::VARCHAR_ARRAY
                 | Type::TEXT
                 | Type::VARCHAR
                 | Type::BPCHAR
