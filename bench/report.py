@@ -207,19 +207,21 @@ def main():
     if any(k[0] == "server2" for k in stats):
         p("#### Two daemons on one PostgreSQL database (connections split between them)")
         p()
-        p("| workload | conns | issues | 1 daemon req/s | 2 daemons req/s | 2 / 1 | "
+        p("| workload | conns | issues | daemons | 1 daemon req/s | 2 daemons req/s | 2 / 1 | "
           "2 daemons p50 / p99 ms | errors |")
-        p("|---|---|---|---|---|---|---|---|")
-        for w in workloads:
-            for c in conns:
-                for size in sizes:
-                    one, two = stats.get(("server", size, w, c)), stats.get(("server2", size, w, c))
-                    if not two:
-                        continue
-                    p("| %s | %d | %s | %s | %s | %s | %s / %s | %d |"
-                      % (w, c, num(size), num(one.rps) if one else "–", num(two.rps),
-                         ratio(two.rps, one.rps if one else 0), ms(two.p50), ms(two.p99),
-                         two.errors))
+        p("|---|---|---|---|---|---|---|---|---|")
+        for one_l, two_l, how in (("server", "server2", "any core"),
+                                  ("server1c", "server2c", "one core each")):
+            for w in workloads:
+                for c in conns:
+                    for size in sizes:
+                        one, two = stats.get((one_l, size, w, c)), stats.get((two_l, size, w, c))
+                        if not two:
+                            continue
+                        p("| %s | %d | %s | %s | %s | %s | %s | %s / %s | %d |"
+                          % (w, c, num(size), how, num(one.rps) if one else "–", num(two.rps),
+                             ratio(two.rps, one.rps if one else 0), ms(two.p50), ms(two.p99),
+                             two.errors))
         p()
 
     # ---------------------------------------------------------------- per workload

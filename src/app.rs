@@ -517,7 +517,12 @@ impl App {
         let shared = m.tracker.store.shared_limits().is_some() && m.limiter.limit() > 0;
         let limit_keys = keys.shared();
         let (tats, user_id) = tx
-            .login_lookup(users, "username", username, if shared { &limit_keys } else { &[] })
+            .login_lookup(
+                users,
+                "username",
+                username,
+                if shared { &limit_keys } else { &[] },
+            )
             .map_err(|e| LoginError::Store(e.to_string()))?;
         // Refused while locked out, even with the right password.
         m.locked_out_given(&keys, Instant::now(), tats.filter(|_| shared))?;

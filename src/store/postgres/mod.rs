@@ -959,7 +959,10 @@ impl Tx for PgTx<'_> {
         );
         let rows = self.query(
             &sql,
-            &[Param::Text(value.to_string()), Param::Texts(db_keys.clone())],
+            &[
+                Param::Text(value.to_string()),
+                Param::Texts(db_keys.clone()),
+            ],
         )?;
         let Some(row) = rows.first() else {
             return Ok((Some(vec![None; db_keys.len()]), None));

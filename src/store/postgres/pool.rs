@@ -272,7 +272,8 @@ impl Conn {
     /// Checks that the server still answers on this connection.
     pub fn is_valid(&mut self) -> bool {
         let client = &self.client;
-        self.block_on(Duration::from_secs(2), client.simple_query("")).is_ok()
+        self.block_on(Duration::from_secs(2), client.simple_query(""))
+            .is_ok()
     }
 }
 
