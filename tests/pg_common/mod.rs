@@ -86,6 +86,17 @@ impl Cluster {
     pub fn start(&self) {
         run(&["start"], &self.dir);
     }
+
+    /// Starts it again with more server options (`PG_OPTS`).
+    pub fn start_with(&self, opts: &str) {
+        let status = Command::new(repo().join("scripts").join("pg-cluster"))
+            .arg("start")
+            .arg(&self.dir)
+            .env("PG_OPTS", opts)
+            .status()
+            .expect("run scripts/pg-cluster");
+        assert!(status.success(), "pg-cluster start with {opts:?} failed");
+    }
 }
 
 fn run(args: &[&str], dir: &Path) {
