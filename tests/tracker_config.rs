@@ -110,6 +110,8 @@ fn invalid_values_name_file_and_option() {
          "config.ini: [web] migrate_passwords: \"maybe\": allowed values are yes and no"),
         ("[rdbms]\nbackend = mysql\n",
          "config.ini: [rdbms] backend: \"mysql\": only sqlite and postgresql are supported"),
+        ("[main]\nindexer = native-fts\n[rdbms]\nbackend = postgresql\n",
+         "config.ini: [main] indexer: \"native-fts\": not supported (the native indexer's __words is)"),
         ("[rdbms]\npool_size = 1\n",
          "config.ini: [rdbms] pool_size: \"1\": an integer of at least 2 is required"),
         ("[mail]\nport = 25 # smtp\n",

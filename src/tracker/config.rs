@@ -725,6 +725,16 @@ pub fn parse_config(
             ))
         }
     };
+    if backend == Backend::Postgresql
+        && r.opt_string("main", "indexer")?.as_deref() == Some("native-fts")
+    {
+        // Roundup would search __fts, which this server does not write.
+        return Err(r.invalid(
+            "main",
+            "indexer",
+            "\"native-fts\": not supported (the native indexer's __words is)",
+        ));
+    }
     let rdbms = RdbmsConfig {
         backend,
         postgresql: pg_settings(&r)?,
