@@ -116,8 +116,8 @@ def main():
     p("Machine: %s × %s, %s RAM, Linux %s; wrk %s, rustc %s; load average at start %s."
       % (machine.get("nproc"), machine.get("cpu"), machine.get("mem"), machine.get("kernel"),
          machine.get("wrk"), machine.get("rustc"), machine.get("loadavg")))
-    p("Run: `bench/run %s` on %s, commit %s; tracker database: %s."
-      % (machine.get("args", ""), machine.get("date"), machine.get("commit", "?"),
+    p("Run: `bench/run %s` on %s, commit %s (profile `profiling`); tracker database: %s."
+      % (machine.get("args", ""), machine.get("date"), machine.get("commit", "unknown"),
          machine.get("backend", "sqlite")))
     p()
 

@@ -7,10 +7,10 @@
 //! this measures SQLite and the row mapping, not the item layer.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use roundup_xmlrpc::admin::init::init;
 use roundup_xmlrpc::hyperdb::date::Date;
+use roundup_xmlrpc::schema::ClassDef;
 use roundup_xmlrpc::store::{Cond, FilterQuery, Multilinks, PropValue, SortKey, Tx, Values};
-use roundup_xmlrpc::tracker::init::init;
-use roundup_xmlrpc::tracker::schema::ClassDef;
 use roundup_xmlrpc::tracker::Tracker;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -15,18 +15,25 @@ as schema.toml (format: tracker-template/README.md):
 * check functions: the known ones of Roundup's templates (own_record,
   view_query, edit_query, may_edit_file), recognised by name *and* source, become
   check expressions;
-* detectors: the classic template's statusauditor, nosyreaction, messagesummary
-  and userauditor, recognised by module file, function names, source and the
-  classes they are registered on, become ``[detectors]`` switches
-  (``chatting_requires_two_users`` from detectors/config.ini).
+* detectors: a file in ``detectors/`` whose code is one of Roundup's template
+  detectors (compared with every copy the installed Roundup ships, ``init``
+  aside) and whose registrations are ones a built-in can make becomes a
+  ``[detectors]`` entry naming the classes it runs on (``nosyreaction =
+  { classes = ["bug", "task"] }``; ``chatting_requires_two_users`` from
+  detectors/config.ini); any other detector file is listed in ``python = [...]``
+  so that the daemon runs it as it is;
+* extensions (``extensions/*.py``) that only register web template utilities and
+  web actions are reported as not needed by the XML-RPC daemon.
 
-Anything that cannot be expressed (an unknown check function, an unknown or
-modified detector, an extension, a property option we do not support, ...) is
-reported on stderr as ``file:line: message`` and makes the script exit with
+Anything that cannot be expressed (an unknown check function, a detector
+registered from outside ``detectors/``, an extension registering an action the
+XML-RPC ``action`` method would run, a property option we do not support, ...)
+is reported on stderr as ``file:line: message`` and makes the script exit with
 status 1 without writing anything, unless --allow-unconverted is given. A grant
 whose check cannot be converted is left out (never turned into an unconditional
 grant). The database is not touched: the schema is executed against a scratch
-sqlite database in a temporary directory.
+sqlite database in a temporary directory. Roundup's HTML template loader is not
+started (the tracker's template engine, e.g. jinja2, need not be installed).
 
 Exit status: 0 converted, 1 something could not be converted (see stderr),
 2 the tracker could not be loaded or the output not written.
@@ -42,7 +49,7 @@ import tempfile
 import textwrap
 
 # The ten global permissions Roundup's core gives the Admin role; our loader adds
-# them implicitly (src/tracker/load.rs, implicit_grants()).
+# them implicitly (src/schema/grants.rs, implicit_grants()).
 IMPLICIT_ADMIN = ("Create", "Edit", "Restore", "Retire", "View", "Web Access",
                   "Rest Access", "Xmlrpc Access", "Web Roles", "Email Access")
 IMPLICIT_DESCRIPTIONS = {
@@ -82,21 +89,35 @@ def may_edit_file(db, userid, itemid):
 ''', "file", "creator == $user"),
 }
 
-# Our built-in detectors: module file name -> the registrations (class, "audit" or
-# "react", event, function name) that together make the classic template's
-# detector, all at Roundup's default priority 100.
-KNOWN_DETECTORS = {
-    "statusauditor": {("issue", "audit", "set", "chatty"),
-                      ("issue", "audit", "create", "presetunread")},
-    "nosyreaction": {("issue", "react", "create", "nosyreaction"),
-                     ("issue", "react", "set", "nosyreaction"),
-                     ("issue", "audit", "create", "updatenosy"),
-                     ("issue", "audit", "set", "updatenosy")},
-    "messagesummary": {("msg", "audit", "create", "summarygenerator")},
-    "userauditor": {("user", "audit", "set", "audit_user_fields"),
-                    ("user", "audit", "create", "audit_user_fields")},
+# The functions of Roundup's template detectors that we have built-ins for:
+# function name -> (our [detectors] key, the (kind, event) pairs that key
+# registers it for on each of its classes, all at Roundup's default priority 100).
+BUILTIN_FUNCTIONS = {
+    "presetunread": ("statusauditor", {("audit", "create")}),
+    "chatty": ("statusauditor", {("audit", "set")}),
+    "updatenosy": ("nosyreaction", {("audit", "create"), ("audit", "set")}),
+    "nosyreaction": ("nosyreaction", {("react", "create"), ("react", "set")}),
+    "summarygenerator": ("messagesummary", {("audit", "create")}),
+    "audit_user_fields": ("userauditor", {("audit", "create"), ("audit", "set")}),
+    "audit_html_files": ("no_texthtml", {("audit", "create"), ("audit", "set")}),
+    "preset_new": ("preset_new", {("audit", "create")}),
+    "init_severity": ("init_severity", {("audit", "create")}),
+    "patches_text_plain": ("patches_text_plain", {("audit", "create")}),
+    "patches_keyword": ("patches_keyword", {("audit", "create"), ("audit", "set")}),
 }
-DETECTOR_ORDER = ("statusauditor", "nosyreaction", "messagesummary", "userauditor")
+# Our [detectors] keys in their order, with the classes `true` stands for.
+BUILTIN_DEFAULT_CLASSES = {
+    "statusauditor": ["issue"],
+    "nosyreaction": ["issue"],
+    "messagesummary": ["msg"],
+    "userauditor": ["user"],
+    "no_texthtml": ["file"],
+    "preset_new": ["bug"],
+    "init_severity": ["bug"],
+    "patches_text_plain": ["file"],
+    "patches_keyword": ["bug"],
+}
+DETECTOR_ORDER = tuple(BUILTIN_DEFAULT_CLASSES)
 
 
 class Converter:
@@ -110,7 +131,8 @@ class Converter:
         self.role_order = []
         self.assignments = []       # (lower role name, Permission, location)
         self.class_locations = {}   # class name -> location
-        self.extension_registrations = {}  # extension file -> [what]
+        self.extension_registrations = {}  # extension file -> [(kind, name, web only)]
+        self.registrations = []     # (file, location, class, kind, event, priority, fn)
 
     # -- locations ----------------------------------------------------------
 
@@ -151,15 +173,44 @@ class Converter:
 
     # -- loading ------------------------------------------------------------
 
+    def registering_file(self):
+        """(file, file:line) of the detector file whose init() is running: the
+        outermost frame in the tracker's detectors/ directory, else the
+        innermost frame in tracker code."""
+        detectors = os.path.join(self.home, "detectors") + os.sep
+        f = sys._getframe(2)
+        found = None
+        while f is not None:
+            fn = os.path.realpath(f.f_code.co_filename)
+            if fn.startswith(detectors):
+                found = (self.rel(fn), "%s:%d" % (self.rel(fn), f.f_lineno))
+            f = f.f_back
+        if found is not None:
+            return found
+        loc = self.caller_location()
+        return loc.split(":")[0], loc
+
     def load(self):
         import roundup.instance
-        from roundup import backends, security
+        from roundup import backends, hyperdb, security
         from roundup.backends import rdbms_common
+        from roundup.cgi import templating
 
         conv = self
         orig_add_role = security.Security.addRole
         orig_add_to_role = security.Security.addPermissionToRole
         orig_addclass = rdbms_common.Database.addclass
+        orig_audit = hyperdb.Class.audit
+        orig_react = hyperdb.Class.react
+        orig_get_loader = templating.get_loader
+
+        def recorder(kind, orig):
+            def register(cl, event, detector, priority=100):
+                where, loc = conv.registering_file()
+                conv.registrations.append((where, loc, cl.classname, kind, event,
+                                           priority, detector))
+                return orig(cl, event, detector, priority)
+            return register
 
         def add_role(sec, **propspec):
             name = propspec.get("name", "")
@@ -184,6 +235,11 @@ class Converter:
         security.Security.addRole = add_role
         security.Security.addPermissionToRole = add_to_role
         rdbms_common.Database.addclass = addclass
+        hyperdb.Class.audit = recorder("audit", orig_audit)
+        hyperdb.Class.react = recorder("react", orig_react)
+        # The HTML templates do not matter to XML-RPC, and their engine (jinja2)
+        # may not be installed.
+        templating.get_loader = lambda *args, **kw: None
         scratch = tempfile.mkdtemp(prefix="convert-schema-")
         try:
             tracker = roundup.instance.open(self.home)
@@ -202,24 +258,53 @@ class Converter:
             security.Security.addRole = orig_add_role
             security.Security.addPermissionToRole = orig_add_to_role
             rdbms_common.Database.addclass = orig_addclass
+            hyperdb.Class.audit = orig_audit
+            hyperdb.Class.react = orig_react
+            templating.get_loader = orig_get_loader
             shutil.rmtree(scratch, ignore_errors=True)
 
     def record_extensions(self, tracker):
-        """Extensions cannot be converted; record what each one registers."""
+        """Record what each extension registers (extensions are not run by the
+        daemon): web template utilities, and actions with whether they are
+        web-only (Roundup's XML-RPC `action` runs only the others)."""
         conv = self
+        from roundup import actions
 
-        def recorder(kind):
-            def register(name, *args, **kw):
-                loc = conv.caller_location()
-                conv.extension_registrations.setdefault(loc.split(":")[0], []).append(
-                    "%s %r" % (kind, name))
-            return register
+        def register_action(name, action, *args, **kw):
+            loc = conv.caller_location()
+            web_only = not (isinstance(action, type)
+                            and issubclass(action, actions.Action))
+            conv.extension_registrations.setdefault(loc.split(":")[0], []).append(
+                ("registerAction", name, web_only))
 
-        for method in ("registerAction", "registerUtil"):
-            setattr(tracker, method, recorder(method))
+        def register_util(name, *args, **kw):
+            loc = conv.caller_location()
+            conv.extension_registrations.setdefault(loc.split(":")[0], []).append(
+                ("registerUtil", name, True))
+
+        tracker.registerAction = register_action
+        tracker.registerUtil = register_util
         ext_dir = os.path.join(self.home, "extensions")
         for path in sorted(glob.glob(os.path.join(ext_dir, "*.py"))):
             self.extension_registrations.setdefault(self.rel(path), [])
+
+    def report_extensions(self):
+        for ext, regs in sorted(self.extension_registrations.items()):
+            what = ", ".join("%s %r" % (kind, name) for kind, name, _ in regs)
+            rpc = [name for kind, name, web_only in regs if not web_only]
+            if rpc:
+                self.problem("%s:1" % ext, "tracker extension (%s): action%s %s "
+                             "would be run by Roundup's XML-RPC action method; "
+                             "extensions are not supported"
+                             % (what, "s" if len(rpc) > 1 else "",
+                                ", ".join(repr(n) for n in rpc)))
+            elif regs:
+                self.note("%s:1" % ext, "tracker extension (%s): web templating "
+                          "and web actions only; not needed by the XML-RPC daemon"
+                          % what)
+            else:
+                self.note("%s:1" % ext, "tracker extension registering nothing "
+                          "that was seen; the XML-RPC daemon does not run extensions")
 
     # -- reading ------------------------------------------------------------
 
@@ -232,11 +317,8 @@ class Converter:
             if r not in self.role_order:
                 self.roles.append((BUILTIN_ROLES.get(r, r), db.security.role[r].description))
         self.grants = self.read_grants(db)
-        self.detectors = self.read_detectors(db)
-        for ext, regs in sorted(self.extension_registrations.items()):
-            what = ", ".join(regs) if regs else "no registrations seen"
-            self.problem("%s:1" % ext, "tracker extension (%s): extensions are not "
-                         "supported; whatever it does is not converted" % what)
+        self.detectors, self.python_detectors = self.read_detectors(db)
+        self.report_extensions()
         if os.path.isfile(os.path.join(self.home, "interfaces.py")):
             self.note("interfaces.py:1", "interfaces.py customises the web and mail "
                       "interfaces only; it does not apply to XML-RPC")
@@ -470,57 +552,110 @@ class Converter:
     # -- detectors ----------------------------------------------------------
 
     def read_detectors(self, db):
-        regs = []   # (class, kind, event, priority, name, function)
+        """({[detectors] key: classes}, [Python detector files])."""
+        by_file = {}
+        for reg in self.registrations:
+            by_file.setdefault(reg[0], []).append(reg)
+        # Registrations that did not go through Class.audit / Class.react.
+        seen = {(r[2], r[3], r[4], id(r[6])) for r in self.registrations}
         for cn, cl in db.classes.items():
             for kind, table in (("audit", cl.auditors), ("react", cl.reactors)):
                 for event, plist in table.items():
                     for prio, name, fn in plist:
-                        regs.append((cn, kind, event, prio, name, fn))
-        by_module = {}
-        for r in regs:
-            code = getattr(r[5], "__code__", None)
-            path = code.co_filename if code is not None else "?"
-            by_module.setdefault(path, []).append(r)
+                        if (cn, kind, event, id(fn)) not in seen:
+                            self.problem(self.function_location(fn), "%s %r on %s %s "
+                                         "was registered in a way this script did "
+                                         "not see; not converted"
+                                         % ("auditor" if kind == "audit" else "reactor",
+                                            name, cn, event))
 
-        enabled = {}
-        for path, rs in by_module.items():
-            module = os.path.splitext(os.path.basename(path))[0]
-            expected = KNOWN_DETECTORS.get(module)
-            got = sorted((cn, kind, event, fn.__name__) for cn, kind, event, _p, _n, fn in rs)
-            reason = None
-            if expected is None:
-                reason = "unknown detector"
-            elif (set(got) != expected or len(got) != len(expected)
-                  or any(r[3] != 100 for r in rs)):
-                reason = ("registered differently from Roundup's classic template "
-                          "(our built-in %s runs %s)" % (module, ", ".join(
-                              "%s %s on %s %s" % (k, f, c, e)
-                              for c, k, e, f in sorted(expected))))
-            else:
-                stock = stock_module_matches(path, module)
-                if stock is not True:
-                    reason = stock
-            if reason is None:
-                enabled[module] = True
+        det_dir = os.path.join(self.home, "detectors")
+        files = [self.rel(p) for p in sorted(glob.glob(os.path.join(det_dir, "*.py")))]
+        builtins = {}       # key -> [classes]
+        python = []
+        for rel in files:
+            regs = by_file.pop(rel, [])
+            stock = stock_template_module(os.path.join(self.home, rel))
+            if stock is None:
+                python.append(rel)
+                self.note("%s:1" % rel, "not one of Roundup's template detectors: "
+                          "the daemon runs it as a Python detector (python = [...])")
                 continue
-            # One line per registered function: where it is registered.
-            per_fn = {}
-            for cn, kind, event, prio, name, fn in rs:
-                per_fn.setdefault((id(fn), kind), (fn, name, []))[2].append(
-                    "%s %s%s" % (cn, event, "" if prio == 100 else " (priority %s)" % prio))
-            for fn, name, places in per_fn.values():
-                kind = "auditor" if any(r[1] == "audit" and r[5] is fn for r in rs) else "reactor"
-                self.problem(self.function_location(fn), "%s %r on %s: %s"
-                             % (kind, name, ", ".join(places), reason))
+            if not regs:
+                self.note("%s:1" % rel, "Roundup's %s registers nothing here; not "
+                          "needed" % stock)
+                continue
+            found, why = self.builtin_registrations(db, rel, regs)
+            if found is not None:
+                for key in found:
+                    if set(found[key]) & set(builtins.get(key, [])):
+                        why = ("%s registers %s on a class another file registers it "
+                               "on too" % (rel, key))
+                        found = None
+                        break
+            if found is None:
+                python.append(rel)
+                self.note("%s:1" % rel, "Roundup's %s, but %s: the daemon runs it as "
+                          "a Python detector (python = [...])" % (stock, why))
+                continue
+            for key, classes in found.items():
+                builtins.setdefault(key, []).extend(classes)
+        # Registered from anywhere else (schema.py, an extension, lib/ ...).
+        for where, regs in sorted(by_file.items()):
+            for rel, loc, cn, kind, event, prio, fn in regs:
+                self.problem(loc, "%s %r on %s %s is registered outside detectors/; "
+                             "not converted" % ("auditor" if kind == "audit" else
+                                                "reactor", fn.__name__, cn, event))
+
         detectors = {}
-        for module in DETECTOR_ORDER:
-            if module in enabled:
-                detectors[module] = True
-        if "statusauditor" in detectors:
-            detectors["statusauditor"] = {
-                "enabled": True,
-                "chatting_requires_two_users": chatting_requires_two_users(db)}
-        return detectors
+        for key in DETECTOR_ORDER:
+            if key not in builtins:
+                continue
+            classes = builtins[key]
+            value = {} if classes == BUILTIN_DEFAULT_CLASSES[key] else {"classes": classes}
+            if key == "statusauditor":
+                value["chatting_requires_two_users"] = chatting_requires_two_users(db)
+                if "classes" not in value:
+                    value = dict(enabled=True, **value)
+            detectors[key] = value or True
+        return detectors, python
+
+    def builtin_registrations(self, db, rel, regs):
+        """The built-ins a template detector file's registrations amount to, as
+        ({key: [classes in registration order]}, None), or (None, why not)."""
+        per = {}            # key -> {class: {(kind, event, function name)}}
+        order = {}          # key -> [classes]
+        for _rel, loc, cn, kind, event, prio, fn in regs:
+            name = getattr(fn, "__name__", repr(fn))
+            code = getattr(fn, "__code__", None)
+            if code is None or os.path.realpath(code.co_filename) != os.path.join(
+                    self.home, rel):
+                return None, "it registers %r, which it does not define" % name
+            if name not in BUILTIN_FUNCTIONS:
+                return None, "it registers %r, which has no built-in" % name
+            if prio != 100:
+                return None, "it registers %r with priority %s" % (name, prio)
+            key = BUILTIN_FUNCTIONS[name][0]
+            regs_here = per.setdefault(key, {}).setdefault(cn, set())
+            if (kind, event, name) in regs_here:
+                return None, "it registers %r twice on %s %s" % (name, cn, event)
+            regs_here.add((kind, event, name))
+            if cn not in order.setdefault(key, []):
+                order[key].append(cn)
+        out = {}
+        for key, by_class in per.items():
+            want = {(k, e, n) for n, (kk, pairs) in BUILTIN_FUNCTIONS.items()
+                    if kk == key for k, e in pairs}
+            for cn in order[key]:
+                if by_class[cn] != want:
+                    return None, ("its registrations on %s differ from the built-in "
+                                  "%s's (%s)" % (cn, key, ", ".join(
+                                      "%s %s %s" % r for r in sorted(want))))
+                unfit = builtin_unfit(db, key, cn)
+                if unfit:
+                    return None, "%s on %s: %s" % (key, cn, unfit)
+            out[key] = order[key]
+        return out, None
 
     # -- output -------------------------------------------------------------
 
@@ -591,7 +726,10 @@ class Converter:
                 lines.append("%s = true" % name)
             else:
                 lines.append("%s = { %s }" % (name, ", ".join(
-                    "%s = %s" % (k, "true" if v else "false") for k, v in value.items())))
+                    "%s = %s" % (k, toml_value(v)) for k, v in value.items())))
+        if self.python_detectors:
+            lines.append("# The tracker's own detectors, run as they are (Python):")
+            lines.append("python = %s" % toml_value(self.python_detectors))
         return "\n".join(lines) + "\n"
 
     def report(self):
@@ -600,10 +738,13 @@ class Converter:
             out.append("%s: not converted: %s" % (loc, msg))
         for loc, msg in self.notes:
             out.append("%s: note: %s" % (loc, msg))
-        det = ", ".join(self.detectors) or "none"
+        det = ", ".join(
+            "%s (%s)" % (k, ", ".join(v["classes"])) if isinstance(v, dict)
+            and "classes" in v else k for k, v in self.detectors.items()) or "none"
+        py = ", ".join(self.python_detectors) or "none"
         out.append("converted %d classes, %d roles, %d grants; detectors: %s; "
-                   "%d item(s) not converted"
-                   % (len(self.classes), len(self.roles), len(self.grants), det,
+                   "Python detectors: %s; %d item(s) not converted"
+                   % (len(self.classes), len(self.roles), len(self.grants), det, py,
                       len(self.problems)))
         return out
 
@@ -670,26 +811,92 @@ def module_fingerprint(path):
     return ast.dump(strip_docstrings(tree), include_attributes=False)
 
 
-def stock_module_matches(path, module):
-    """True if the detector module equals a Roundup template's, else why not."""
+_STOCK = None
+
+
+def stock_fingerprints():
+    """module fingerprint -> 'template/detectors/name.py' for every detector of
+    every template the installed Roundup ships."""
+    global _STOCK
+    if _STOCK is None:
+        _STOCK = {}
+        for d in template_dirs():
+            for path in sorted(glob.glob(os.path.join(d, "detectors", "*.py"))):
+                try:
+                    fp = module_fingerprint(path)
+                except (OSError, SyntaxError, UnicodeDecodeError):
+                    continue
+                _STOCK.setdefault(fp, "%s template's detectors/%s" % (
+                    os.path.basename(d), os.path.basename(path)))
+    return _STOCK
+
+
+def stock_template_module(path):
+    """Which template detector the file's code is (init() aside), or None."""
     try:
-        mine = module_fingerprint(path)
-    except (OSError, SyntaxError) as e:
-        return "cannot read the detector source (%s)" % e
-    found = False
-    for d in template_dirs():
-        stock = os.path.join(d, "detectors", module + ".py")
-        if os.path.isfile(stock):
-            found = True
-            try:
-                if module_fingerprint(stock) == mine:
-                    return True
-            except (OSError, SyntaxError):
-                continue
-    if not found:
-        return ("Roundup's template detectors were not found to compare with "
-                "(looked under %s)" % (", ".join(template_dirs()) or "nothing"))
-    return "its code differs from Roundup's template version of %s.py" % module
+        return stock_fingerprints().get(module_fingerprint(path))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+
+
+def builtin_unfit(db, key, cn):
+    """Why the built-in `key` cannot run on class `cn` exactly as Roundup's code
+    would (our loader's requirements, plus the classes Roundup's code hard-codes),
+    or None."""
+    from roundup import hyperdb, roundupdb
+
+    def prop(cname, pn, types, target=None):
+        cl = db.classes.get(cname)
+        p = cl.getprops().get(pn) if cl is not None else None
+        if p is None or not isinstance(p, types):
+            return False
+        return target is None or getattr(p, "classname", None) == target
+
+    def keyed(cname):
+        cl = db.classes.get(cname)
+        return cl is not None and bool(cl.key)
+
+    S, L, M = hyperdb.String, hyperdb.Link, hyperdb.Multilink
+    checks = {
+        "statusauditor": [(prop(cn, "status", L, "status"), "status is not a Link to status"),
+                          (prop(cn, "messages", M), "no Multilink messages"),
+                          (keyed("status"), "class status has no key")],
+        "nosyreaction": [
+            (isinstance(db.classes[cn], roundupdb.IssueClass), "not an IssueClass"),
+            (prop(cn, "nosy", M, "user"), "nosy is not a Multilink to user"),
+            (prop(cn, "messages", M, "msg"), "messages is not a Multilink to msg"),
+            (prop(cn, "title", S), "no String title"),
+            ("assignedto" not in db.classes[cn].getprops()
+             or prop(cn, "assignedto", (L, M), "user"), "assignedto is not to user"),
+            (prop("msg", "author", L, "user"), "msg.author is not a Link to user"),
+            (prop("msg", "recipients", M, "user"), "msg.recipients is not a Multilink to user"),
+            (prop("msg", "content", S), "msg has no content")],
+        "messagesummary": [(prop(cn, "summary", S), "no String summary"),
+                           (prop(cn, "content", S), "no content")],
+        "userauditor": [(all(pn not in db.classes[c].getprops() or prop(c, pn, S)
+                             for c in (cn, "user") if c in db.classes
+                             for pn in ("username", "address", "alternate_addresses",
+                                        "roles", "timezone")),
+                         "a user property is not a String")],
+        "no_texthtml": [(prop(cn, "type", S), "no String type")],
+        "preset_new": [(prop(cn, "status", L, "status"), "status is not a Link to status"),
+                       (keyed("status"), "class status has no key")],
+        "init_severity": [(prop(cn, "severity", L, "severity"),
+                           "severity is not a Link to severity"),
+                          (keyed("severity"), "class severity has no key")],
+        "patches_text_plain": [(prop(cn, "name", S), "no String name"),
+                               (prop(cn, "type", S), "no String type")],
+        "patches_keyword": [(cn == "bug", "Roundup's code reads class bug, not %s" % cn),
+                            (prop(cn, "files", M, "file"), "files is not a Multilink to file"),
+                            (prop(cn, "keywords", M, "keyword"),
+                             "keywords is not a Multilink to keyword"),
+                            (prop("file", "name", S), "file has no String name"),
+                            (keyed("keyword"), "class keyword has no key")],
+    }
+    for ok, why in checks[key]:
+        if not ok:
+            return why
+    return None
 
 
 def chatting_requires_two_users(db):
@@ -746,6 +953,14 @@ def tstr(s):
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return tstr(v)
+    return "[%s]" % ", ".join(toml_value(x) for x in v)
 
 
 def key(s):

@@ -5,29 +5,32 @@
 //! whole comment the long help (`--help`, the man page).
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// The usage lines of `--help` and the man page's SYNOPSIS (clap's own would
 /// mix the serving options with the subcommands).
 const USAGE: &str = "roundup-xmlrpc-server [OPTIONS] -i DIR
        roundup-xmlrpc-server [OPTIONS] NAME=DIR...
-       roundup-xmlrpc-server init [OPTIONS] --admin-password PASSWORD DIR
-       roundup-xmlrpc-server demo [OPTIONS] [DIR]";
+       roundup-xmlrpc-server init [OPTIONS] --admin-password-file FILE DIR
+       roundup-xmlrpc-server demo [OPTIONS] [DIR]
+       roundup-xmlrpc-server convert-schema [OPTIONS] DIR
+       roundup-xmlrpc-server completions SHELL";
 
 /// Shown after the options by `--help` (the man page has fuller sections instead).
 const AFTER_LONG_HELP: &str = "\
 Examples:
-  roundup-xmlrpc-server init /var/lib/roundup/tracker --admin-password 'S3cret!' \\
+  roundup-xmlrpc-server init /var/lib/roundup/tracker --admin-password-file pw.txt \\
       --set mail_domain=example.com
   roundup-xmlrpc-server -i /var/lib/roundup/tracker
   roundup-xmlrpc-server --port 8080 support=/srv/support bugs=/srv/bugs
   roundup-xmlrpc-server -i /srv/tracker --trusted-proxy 127.0.0.1 --trusted-proxy ::1
   roundup-xmlrpc-server demo
+  roundup-xmlrpc-server convert-schema /srv/roundup/tracker
+  roundup-xmlrpc-server completions bash > /etc/bash_completion.d/roundup-xmlrpc-server
 
 Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 1 other failure, 2 bad
-command line, 3 missing tracker, 4 invalid schema.toml, 5 cannot listen, 6 cannot
-open the database, 7 invalid config.ini.
+command line, 3 missing tracker, 4 invalid schema.toml, 5 cannot listen (or resolve
+the --bind name), 6 cannot open the database, 7 invalid config.ini.
 
 See roundup-xmlrpc-server(1) for the tracker layout, signals, systemd and proxy setup.";
 
@@ -38,12 +41,15 @@ See roundup-xmlrpc-server(1) for the tracker layout, signals, systemd and proxy 
 /// `roundup-xmlrpc-server init`) over HTTP/1.1: a POST of an XML-RPC call to
 /// /NAME/xmlrpc (or /NAME) runs Roundup's schema, list, display, create, set,
 /// lookup, filter or action method as the user named in the Basic Authorization
-/// header (anonymous without one). GET /health answers "ok" for load balancers.
+/// header (anonymous without one). GET /health answers "ok" for load balancers (503
+/// when a tracker cannot read its database); GET /metrics answers Prometheus
+/// metrics to local clients (see --metrics-allow).
 ///
 /// It speaks plain HTTP and listens on 127.0.0.1 by default: put a TLS proxy such
 /// as nginx or Apache in front of it (see --trusted-proxy). Under systemd it
 /// reports readiness (Type=notify) and accepts a listening socket from a .socket
-/// unit. Each request is logged on stderr as one line; passwords never are.
+/// unit. Each request is logged on stderr as one line, as text or JSON
+/// (--log-format); passwords never are.
 #[derive(Debug, Parser)]
 #[command(
     name = "roundup-xmlrpc-server",
@@ -77,8 +83,9 @@ pub enum Command {
     /// in DIR/db holding the initial data and the admin user. The tracker can then
     /// be served with `roundup-xmlrpc-server -i DIR`.
     #[command(
-        override_usage = "roundup-xmlrpc-server init [OPTIONS] --admin-password PASSWORD DIR",
-        after_long_help = "Example:\n  roundup-xmlrpc-server init /var/lib/roundup/tracker \\\n      --admin-password 'S3cret!' --set mail_domain=example.com \\\n      --set tracker_web=https://tracker.example.com/"
+        override_usage = "roundup-xmlrpc-server init [OPTIONS] --admin-password-file FILE DIR\n       \
+                          ROUNDUP_ADMIN_PASSWORD=PASSWORD roundup-xmlrpc-server init [OPTIONS] DIR",
+        after_long_help = "Example:\n  roundup-xmlrpc-server init /var/lib/roundup/tracker \\\n      --admin-password-file /root/tracker-admin.txt --set mail_domain=example.com \\\n      --set tracker_web=https://tracker.example.com/"
     )]
     Init(InitArgs),
     /// Create (if missing) and serve a demo tracker, like roundup-demo.
@@ -104,6 +111,107 @@ pub enum Command {
     /// dropped, never widened).
     #[command(override_usage = "roundup-xmlrpc-server convert-schema [OPTIONS] DIR")]
     ConvertSchema(ConvertArgs),
+    /// Print a shell completion script.
+    ///
+    /// Writes the completion script for SHELL on stdout. The Debian package
+    /// installs them; otherwise, for example:
+    /// `roundup-xmlrpc-server completions bash > /etc/bash_completion.d/roundup-xmlrpc-server`,
+    /// `roundup-xmlrpc-server completions zsh > /usr/local/share/zsh/site-functions/_roundup-xmlrpc-server`,
+    /// `roundup-xmlrpc-server completions fish > ~/.config/fish/completions/roundup-xmlrpc-server.fish`.
+    #[command(override_usage = "roundup-xmlrpc-server completions SHELL")]
+    Completions(CompletionsArgs),
+}
+
+/// Options of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU Bash (bash-completion).
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+impl CompletionShell {
+    /// The shell as clap_complete knows it.
+    pub fn generator(self) -> clap_complete::Shell {
+        match self {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }
+    }
+}
+
+/// The program's name, as installed.
+pub const BIN_NAME: &str = "roundup-xmlrpc-server";
+
+/// Writes the completion script for `shell` to `out`.
+pub fn write_completions(shell: CompletionShell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    // Without the NAME=DIR positionals: they would take the subcommand's place in
+    // the scripts (zsh then completes `init`'s arguments with subcommand names),
+    // and cannot be completed anyway. clap_complete ignores `hide` on them.
+    let full = Cli::command();
+    let mut cmd = clap::Command::new(BIN_NAME)
+        .version(env!("CARGO_PKG_VERSION"))
+        .args_conflicts_with_subcommands(true)
+        .disable_version_flag(true)
+        .disable_help_subcommand(true);
+    for arg in full.get_arguments().filter(|a| a.get_id() != "trackers") {
+        cmd = cmd.arg(arg.clone());
+    }
+    for sub in full.get_subcommands() {
+        cmd = cmd.subcommand(sub.clone());
+    }
+    let mut script = Vec::new();
+    clap_complete::generate(shell.generator(), &mut cmd, BIN_NAME, &mut script);
+    let mut script = String::from_utf8_lossy(&script).into_owned();
+    match shell {
+        // clap_complete's bash script spells the states of a hyphenated program's
+        // subcommands two ways (clap issue 6421), so options after a subcommand
+        // never completed: use the spelling of the dispatch loop for the labels.
+        CompletionShell::Bash => {
+            let sep = "__subcmd__";
+            script = script.replace(
+                &format!("{}{sep}", BIN_NAME.replace('-', sep)),
+                &format!("{}{sep}", BIN_NAME.replace('-', "__")),
+            );
+        }
+        // clap_complete's fish script offers no values for positional arguments.
+        CompletionShell::Fish => {
+            let fn_name = BIN_NAME.replace('-', "_");
+            for sub in cmd.get_subcommands() {
+                for arg in sub.get_positionals() {
+                    let values: Vec<String> = arg
+                        .get_possible_values()
+                        .iter()
+                        .filter(|v| !v.is_hide_set())
+                        .map(|v| v.get_name().to_string())
+                        .collect();
+                    if !values.is_empty() {
+                        script.push_str(&format!(
+                            "complete -c {BIN_NAME} -n \"__fish_{fn_name}_using_subcommand {}\" -f -a \"{}\"\n",
+                            sub.get_name(),
+                            values.join(" ")
+                        ));
+                    }
+                }
+            }
+        }
+        CompletionShell::Zsh => {}
+    }
+    // Writing to stdout: a closed pipe is the reader's business.
+    let _ = out.write_all(script.as_bytes());
 }
 
 /// Options of `convert-schema`.
@@ -130,6 +238,17 @@ pub enum ForwardedHeaderArg {
     Forwarded,
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// key=value text after the time and level.
+    #[value(name = "text")]
+    Text,
+    /// One JSON object a line (timestamp, level, message and the same fields).
+    #[value(name = "json")]
+    Json,
+}
+
 /// Options for serving trackers.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -154,15 +273,18 @@ pub struct ServeArgs {
     /// listening socket (socket activation, LISTEN_FDS).
     #[arg(short = 'p', long, value_name = "PORT")]
     pub port: Option<u16>,
-    /// IP address to listen on.
+    /// IP address or host name to listen on.
     ///
     /// Default: the address of the first tracker's config.ini [xmlrpc_server] bind,
     /// else 127.0.0.1 (loopback): put a TLS proxy in front, and use 0.0.0.0 or ::
     /// only when clients must reach this server directly (it speaks plain HTTP, so
-    /// passwords would cross the network in clear text). Ignored when systemd passes
-    /// a listening socket.
+    /// passwords would cross the network in clear text). A host name (localhost) is
+    /// resolved once at start-up and the server listens on one of its addresses: the
+    /// first that can be bound, IPv4 addresses before IPv6 ones (so localhost is
+    /// 127.0.0.1); a name that does not resolve ends the server with exit status 5.
+    /// Ignored when systemd passes a listening socket.
     #[arg(long, value_name = "ADDR")]
-    pub bind: Option<IpAddr>,
+    pub bind: Option<String>,
     /// Believe the forwarding header of requests from this proxy (repeatable).
     ///
     /// An IP address or a network in CIDR form (127.0.0.1, ::1, 10.0.0.0/8). When the
@@ -185,11 +307,50 @@ pub struct ServeArgs {
         default_value_t = ForwardedHeaderArg::XForwardedFor
     )]
     pub forwarded_header: ForwardedHeaderArg,
+    /// Serve GET /metrics to clients of this address or network (repeatable).
+    ///
+    /// The client is the address after --trusted-proxy resolution, so a request
+    /// forwarded by a proxy counts as its original client's. Others get 403. Without
+    /// this option, the metrics_allow of the trackers' config.ini [xmlrpc_server]
+    /// sections apply (all of them), else loopback only (127.0.0.0/8, ::1). The
+    /// metrics show usage (calls per tracker and method, failed logins): do not
+    /// forward /metrics from the internet in the proxy either.
+    #[arg(long = "metrics-allow", value_name = "ADDR[/BITS]")]
+    pub metrics_allow: Vec<String>,
+    /// Most connections open at once from one client address (0: no cap).
+    ///
+    /// Counted by TCP peer address (IPv6: per /64 network) when the connection is
+    /// accepted; more get "503 Service Unavailable" with Retry-After and are closed
+    /// without being read. Connections from trusted proxies (--trusted-proxy) are not
+    /// counted, since all their clients share their address. Default: the smallest
+    /// max_connections_per_address of the trackers' config.ini [xmlrpc_server]
+    /// sections, else 64.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Most request-body bytes held in memory at once, over all requests.
+    ///
+    /// A request's body is reserved before it is read (its Content-Length, or chunk by
+    /// chunk; a gunzipped copy as it grows); a request that does not fit gets "503
+    /// Service Unavailable" with Retry-After. Bodies are read only after the caller
+    /// has been authenticated and found to hold the Xmlrpc Access permission. When it
+    /// is below the largest accepted body, that limit is lowered to it. Default: the
+    /// smallest max_body_bytes_in_flight of the trackers' config.ini [xmlrpc_server]
+    /// sections, else 67108864 (64 MiB).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_body_bytes_in_flight: Option<u64>,
     /// Accepted for compatibility with Roundup's server, and ignored.
     ///
     /// Requests and answers are always UTF-8.
     #[arg(short = 'e', long, value_name = "ENCODING")]
     pub encoding: Option<String>,
+    /// Write log lines as text (the default) or as JSON, one object a line.
+    ///
+    /// Default: the log_format of the first tracker's config.ini [xmlrpc_server],
+    /// else text. The lines written while the trackers are opened are text unless
+    /// this option says json. Both formats have the same fields; durations are
+    /// duration_ms (milliseconds) in every line.
+    #[arg(long, value_name = "FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormatArg>,
     /// Log more: -V debug, -VV trace (the default is info).
     ///
     /// Logs go to stderr, one line per event, without colours unless stderr is a
@@ -205,12 +366,22 @@ pub struct InitArgs {
     /// The tracker directory to create (must not exist, or be empty).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// Read the password of the admin user (user1) from FILE.
+    ///
+    /// The first line of FILE is the password (without its line end); `-` reads it
+    /// from standard input. The password is stored hashed (PBKDF2, or bcrypt when
+    /// config.ini says so). This, or the ROUNDUP_ADMIN_PASSWORD environment
+    /// variable, keeps the password out of the shell history and the process list.
+    #[arg(long, value_name = "FILE", conflicts_with = "admin_password")]
+    pub admin_password_file: Option<PathBuf>,
     /// Password of the admin user (user1).
     ///
-    /// It is stored hashed (PBKDF2, or bcrypt when config.ini says so). Note that
-    /// command lines are visible to other local users while the command runs.
+    /// Prefer --admin-password-file or the ROUNDUP_ADMIN_PASSWORD environment
+    /// variable (used when neither option is given): command lines are visible to
+    /// other local users while the command runs, and stay in the shell history. One
+    /// of the three is required.
     #[arg(long, value_name = "PASSWORD")]
-    pub admin_password: String,
+    pub admin_password: Option<String>,
     /// Copy the tracker from this template directory instead of the built-in
     /// classic template.
     ///
@@ -236,9 +407,9 @@ pub struct DemoArgs {
     /// TCP port to listen on.
     #[arg(short = 'p', long, value_name = "PORT", default_value_t = 8917)]
     pub port: u16,
-    /// IP address to listen on.
+    /// IP address or host name to listen on (see the server's --bind).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
-    pub bind: IpAddr,
+    pub bind: String,
 }
 
 /// Exit codes (documented in the man page's EXIT STATUS section).
@@ -253,7 +424,8 @@ pub mod exit {
     pub const NO_TRACKER: i32 = 3;
     /// schema.toml or initial_data.toml is invalid.
     pub const BAD_SCHEMA: i32 = 4;
-    /// The address could not be bound (port in use, no permission).
+    /// The address could not be bound (port in use, no permission), or the
+    /// `--bind` host name could not be resolved.
     pub const BIND: i32 = 5;
     /// The database could not be opened or upgraded.
     pub const DATABASE: i32 = 6;
@@ -302,6 +474,23 @@ mod tests {
             ForwardedHeaderArg::XForwardedFor
         );
         assert!(Cli::try_parse_from(["x", "--forwarded-header", "via"]).is_err());
+    }
+
+    #[test]
+    fn completion_scripts_are_generated() {
+        for shell in [
+            CompletionShell::Bash,
+            CompletionShell::Zsh,
+            CompletionShell::Fish,
+        ] {
+            let mut out = Vec::new();
+            write_completions(shell, &mut out);
+            let text = String::from_utf8(out).expect("UTF-8");
+            for word in ["convert-schema", "completions", "admin-password-file"] {
+                assert!(text.contains(word), "{shell:?}: {word} missing");
+            }
+            assert!(!text.contains("trackers"), "{shell:?}: NAME=DIR offered");
+        }
     }
 
     #[test]

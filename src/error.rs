@@ -10,7 +10,7 @@ use crate::store::StoreError;
 use crate::xmlrpc::{DecodeError, Fault};
 
 /// An error of a Roundup API call, named after the Python exception Roundup raises.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum Error {
     /// `KeyError(msg)`: unknown class or property, reserved names, lookup misses.
     #[error("KeyError: {0}")]
@@ -51,7 +51,12 @@ pub enum Error {
     /// The method exists but its parameters are unusable at the protocol level.
     #[error("invalid params: {0}")]
     InvalidParams(String),
-    /// No such method (introspection-level, interop code -32601).
+    /// The call is not one this server runs (a `system.multicall` over its limit or
+    /// nested in another).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// No such method as the target of `system.methodHelp`/`methodSignature`
+    /// (interop code -32601; a call of an unknown method is Roundup's `Exception`).
     #[error("method not found: {0}")]
     MethodNotFound(String),
     /// A storage failure (logged; the client sees a generic fault).
@@ -64,6 +69,22 @@ pub enum Error {
     /// The server is over a limit (busy, deadline).
     #[error("server error: {0}")]
     Internal(String),
+    /// An exception a Python detector raised (or a failure of the detector worker,
+    /// as `roundup.roundupdb.DetectorError`): the fault is `<class>:<message>`, as
+    /// Roundup's.
+    #[error("{class}: {message}")]
+    Python {
+        /// The exception's class as Python prints it, e.g. `<class 'KeyError'>`.
+        class: String,
+        /// `str()` of the exception.
+        message: String,
+        /// True for `TypeError`, `IndexError`, `ValueError` and their subclasses,
+        /// which `create`/`set` report as `UsageError`.
+        usage: bool,
+        /// The worker's token for the exception object (it is re-raised as itself
+        /// if it travels back into Python through a nested call).
+        token: Option<u64>,
+    },
 }
 
 impl From<StoreError> for Error {
@@ -92,6 +113,15 @@ pub mod codes {
     pub const INVALID_PARAMS: i32 = -32602;
     /// Internal error (storage failure, busy).
     pub const INTERNAL_ERROR: i32 = -32603;
+
+    /// Every interop code, in the order of README's fault table.
+    pub const ALL: [i32; 5] = [
+        PARSE_ERROR,
+        INVALID_REQUEST,
+        METHOD_NOT_FOUND,
+        INVALID_PARAMS,
+        INTERNAL_ERROR,
+    ];
 }
 
 impl Error {
@@ -103,6 +133,11 @@ impl Error {
             | Error::IndexError(m)
             | Error::ValueError(m)
             | Error::DesignatorError(m) => Error::UsageError(m),
+            Error::Python {
+                message,
+                usage: true,
+                ..
+            } => Error::UsageError(message),
             e => e,
         }
     }
@@ -124,6 +159,7 @@ impl Error {
             Error::Exception(m) => py("Exception", m),
             Error::Forbidden => Fault::new(403, "Forbidden"),
             Error::InvalidParams(m) => Fault::new(codes::INVALID_PARAMS, m.clone()),
+            Error::InvalidRequest(m) => Fault::new(codes::INVALID_REQUEST, m.clone()),
             Error::MethodNotFound(m) => Fault::new(
                 codes::METHOD_NOT_FOUND,
                 format!("method \"{m}\" is not supported"),
@@ -136,6 +172,22 @@ impl Error {
                 "the tracker database is read-only: nothing was changed",
             ),
             Error::Internal(m) => Fault::new(codes::INTERNAL_ERROR, m.clone()),
+            Error::Python { class, message, .. } => Fault::new(1, format!("{class}:{message}")),
+        }
+    }
+}
+
+impl DecodeError {
+    /// The fault code of a request document that could not be decoded:
+    /// [`codes::PARSE_ERROR`] when it is not well-formed XML or holds a forbidden DTD
+    /// or entity (refused at the XML level, as defusedxml does), else
+    /// [`codes::INVALID_REQUEST`].
+    pub fn fault_code(&self) -> i32 {
+        match self {
+            DecodeError::Parse(_) | DecodeError::Forbidden(_) => codes::PARSE_ERROR,
+            DecodeError::Invalid(_) | DecodeError::BadValue(_) | DecodeError::TooLarge { .. } => {
+                codes::INVALID_REQUEST
+            }
         }
     }
 }

@@ -4,15 +4,19 @@
 //! line and map to the exit codes in [`roundup_xmlrpc::cli::exit`].
 
 use clap::Parser;
+use roundup_xmlrpc::admin::{demo, init};
 use roundup_xmlrpc::app::App;
 use roundup_xmlrpc::cli::{
-    exit, Cli, Command, ConvertArgs, DemoArgs, ForwardedHeaderArg, InitArgs, ServeArgs,
+    exit, write_completions, Cli, Command, CompletionsArgs, ConvertArgs, DemoArgs, InitArgs,
+    LogFormatArg, ServeArgs,
 };
-use roundup_xmlrpc::server::{self, ForwardedHeader, IpNet, ServerConfig};
-use roundup_xmlrpc::tracker::{config, demo, init, OpenError, Tracker};
+use roundup_xmlrpc::config::serve::{log_format, server_config};
+use roundup_xmlrpc::config::Settings;
+use roundup_xmlrpc::log::Format as LogFormat;
+use roundup_xmlrpc::server::{self, BindAddr, ServerConfig};
+use roundup_xmlrpc::tracker::{OpenError, Tracker};
 use roundup_xmlrpc::xmlrpc::Limits;
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,49 +48,57 @@ impl Fatal {
 impl From<OpenError> for Fatal {
     fn from(e: OpenError) -> Self {
         let code = match &e {
-            OpenError::Missing(_) => exit::NO_TRACKER,
+            OpenError::Missing(_)
+            | OpenError::NotFound(_)
+            | OpenError::NotADirectory(_)
+            | OpenError::Unconverted(_) => exit::NO_TRACKER,
             OpenError::Schema(_) => exit::BAD_SCHEMA,
             OpenError::Config(_) => exit::BAD_CONFIG,
             OpenError::Database { .. } | OpenError::NoDatabase(_) | OpenError::ReadOnly(_) => {
                 exit::DATABASE
             }
             OpenError::Unreachable(_) => exit::DB_UNREACHABLE,
+            OpenError::Python(_) => exit::FAILURE,
         };
         Fatal::new(code, e.to_string())
     }
 }
 
-/// Logs go to stderr; colours only on a terminal, and not with `NO_COLOR` set
-/// (journald, files and pipes get plain text).
-fn init_logging(verbose: u8) {
+/// Logs go to stderr, as text or JSON ([`roundup_xmlrpc::log`]); colours only on a
+/// terminal, and not with `NO_COLOR` set (journald, files and pipes get plain text).
+fn init_logging(verbose: u8, format: Option<LogFormatArg>) {
     let default = match verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let ansi = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .try_init();
+    let format = match format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) | None => LogFormat::Text,
+    };
+    roundup_xmlrpc::log::init(default, format, ansi);
 }
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.serve.verbose);
+    init_logging(cli.serve.verbose, cli.serve.log_format);
     let result = match cli.command {
         Some(Command::Init(args)) => run_init(&args),
         Some(Command::ConvertSchema(args)) => run_convert(&args),
+        Some(Command::Completions(args)) => run_completions(&args),
         Some(Command::Demo(args)) => inherited_listener().and_then(|l| run_demo(&args, l)),
         None => inherited_listener().and_then(|l| run_serve(&cli.serve, l)),
     };
     if let Err(f) = result {
-        eprintln!("roundup-xmlrpc-server: {}", f.message);
+        match roundup_xmlrpc::log::format() {
+            LogFormat::Text => eprintln!("roundup-xmlrpc-server: {}", f.message),
+            // Every line on stderr is a JSON object.
+            LogFormat::Json => {
+                tracing::error!(exit_status = f.code, "roundup-xmlrpc-server: {}", f.message)
+            }
+        }
         std::process::exit(f.code);
     }
 }
@@ -103,7 +115,17 @@ fn inherited_listener() -> Result<Option<std::net::TcpListener>, Fatal> {
 }
 
 fn run_convert(args: &ConvertArgs) -> Result<(), Fatal> {
-    use roundup_xmlrpc::tracker::convert::{convert_schema, ConvertError};
+    use roundup_xmlrpc::admin::convert::{convert_schema, ConvertError};
+    if let Err(e) = std::fs::metadata(&args.dir) {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "does not exist".to_string(),
+            _ => e.to_string(),
+        };
+        return Err(Fatal::new(
+            exit::NO_TRACKER,
+            format!("{}: {why}", args.dir.display()),
+        ));
+    }
     match convert_schema(&args.dir, args.allow_unconverted) {
         Ok(report) => {
             eprint!("{report}");
@@ -120,10 +142,50 @@ fn run_convert(args: &ConvertArgs) -> Result<(), Fatal> {
     }
 }
 
+fn run_completions(args: &CompletionsArgs) -> Result<(), Fatal> {
+    let mut out = Vec::new();
+    write_completions(args.shell, &mut out);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Fatal::new(exit::FAILURE, format!("cannot write the script: {e}")))
+}
+
+/// The environment variable `init` takes the admin password from when neither
+/// `--admin-password-file` nor `--admin-password` is given.
+const ADMIN_PASSWORD_ENV: &str = "ROUNDUP_ADMIN_PASSWORD";
+
 fn run_init(args: &InitArgs) -> Result<(), Fatal> {
+    let password = match (&args.admin_password_file, &args.admin_password) {
+        (Some(file), _) => init::read_password_file(file)
+            .map_err(|e| Fatal::new(exit::FAILURE, format!("--admin-password-file {e}")))?,
+        (None, Some(password)) => password.clone(),
+        (None, None) => match std::env::var(ADMIN_PASSWORD_ENV) {
+            Ok(password) => password,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(Fatal::new(
+                    exit::USAGE,
+                    format!("{ADMIN_PASSWORD_ENV} is not valid UTF-8"),
+                ))
+            }
+            Err(std::env::VarError::NotPresent) => {
+                return Err(Fatal::new(
+                    exit::USAGE,
+                    format!(
+                        "init needs the admin password: --admin-password-file FILE, \
+                         {ADMIN_PASSWORD_ENV} in the environment, or --admin-password PASSWORD"
+                    ),
+                ))
+            }
+        },
+    };
+    if password.is_empty() {
+        return Err(Fatal::new(exit::USAGE, "the admin password is empty"));
+    }
     init::init(
         &args.dir,
-        &args.admin_password,
+        &password,
         args.template.as_deref(),
         &args.settings,
     )
@@ -151,7 +213,10 @@ fn run_demo(args: &DemoArgs, inherited: Option<std::net::TcpListener>) -> Result
         );
     }
     let tracker = open_tracker(&args.dir, None)?;
-    let addr = SocketAddr::new(args.bind, args.port);
+    let addr = BindAddr {
+        host: args.bind.clone(),
+        port: args.port,
+    };
     let demo = Some(tracker.name.clone());
     serve(
         vec![Arc::new(tracker)],
@@ -185,7 +250,10 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
         trackers.push(Arc::new(open_tracker(dir, None)?));
     }
     for spec in &args.trackers {
-        if matches!(spec.as_str(), "init" | "demo") {
+        if matches!(
+            spec.as_str(),
+            "init" | "demo" | "convert-schema" | "completions"
+        ) {
             return Err(Fatal::new(
                 exit::USAGE,
                 format!(
@@ -214,20 +282,11 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
             "no tracker given: use -i DIR or NAME=DIR",
         ));
     }
-    let mut config = ServerConfig {
-        trusted_proxies: trusted_proxies(args, &trackers)?,
-        forwarded_header: match args.forwarded_header {
-            ForwardedHeaderArg::XForwardedFor => ForwardedHeader::XForwardedFor,
-            ForwardedHeaderArg::Forwarded => ForwardedHeader::Forwarded,
-        },
-        ..ServerConfig::default()
-    };
-    let bind = apply_daemon_options(&mut config, &trackers)?;
+    let settings: Vec<&Settings> = trackers.iter().map(|t| &t.settings).collect();
+    roundup_xmlrpc::log::set_format(log_format(args, &settings));
+    let (config, addr) =
+        server_config(args, &settings).map_err(|e| Fatal::new(exit::USAGE, e.to_string()))?;
     let default_root = args.instance.is_some();
-    let addr = SocketAddr::new(
-        args.bind.or(bind.map(|b| b.ip())).unwrap_or(DEFAULT_BIND),
-        args.port.or(bind.map(|b| b.port())).unwrap_or(DEFAULT_PORT),
-    );
     let listen = Listen {
         addr,
         inherited,
@@ -236,87 +295,9 @@ fn run_serve(args: &ServeArgs, inherited: Option<std::net::TcpListener>) -> Resu
     serve(trackers, default_root, listen, config)
 }
 
-/// Where `serve` listens when neither the command line nor config.ini says.
-const DEFAULT_BIND: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-const DEFAULT_PORT: u16 = 8000;
-
-/// Applies the daemon-wide options of the trackers' config.ini `[xmlrpc_server]`
-/// sections to `config`: the smallest `max_connections`, `max_request_bytes` and
-/// `request_timeout_sec` any tracker sets (one process serves them all, so the
-/// strictest wins). Returns the first tracker's `bind`, for the command line to
-/// override.
-fn apply_daemon_options(
-    config: &mut ServerConfig,
-    trackers: &[Arc<Tracker>],
-) -> Result<Option<SocketAddr>, Fatal> {
-    let mut bind = None;
-    for (i, tracker) in trackers.iter().enumerate() {
-        let conf = config::load_config(&tracker.dir)
-            .map_err(|e| Fatal::new(exit::BAD_CONFIG, e.to_string()))?;
-        let server = conf.server;
-        if i == 0 {
-            bind = server.bind;
-        }
-        if let Some(n) = server.max_connections {
-            config.max_connections = config.max_connections.min(n);
-        }
-        if let Some(n) = server.max_request_bytes {
-            config.max_body_bytes = config.max_body_bytes.min(n);
-            config.max_decoded_body_bytes = config.max_decoded_body_bytes.min(n);
-        }
-        if let Some(secs) = server.request_timeout_sec {
-            let t = std::time::Duration::from_secs(secs);
-            config.header_read_timeout = config.header_read_timeout.min(t);
-            config.body_read_timeout = config.body_read_timeout.min(t);
-        }
-    }
-    Ok(bind)
-}
-
-/// The proxies whose forwarding header is believed: `--trusted-proxy` if given,
-/// else the `[xmlrpc_server] trusted_proxies` of every served tracker's config.ini.
-fn trusted_proxies(args: &ServeArgs, trackers: &[Arc<Tracker>]) -> Result<Vec<IpNet>, Fatal> {
-    let mut nets: Vec<IpNet> = Vec::new();
-    let mut add = |net: IpNet| {
-        if !nets.contains(&net) {
-            nets.push(net);
-        }
-    };
-    if !args.trusted_proxies.is_empty() {
-        for p in &args.trusted_proxies {
-            let net = p
-                .parse()
-                .map_err(|e| Fatal::new(exit::USAGE, format!("--trusted-proxy {p}: {e}")))?;
-            add(net);
-        }
-    } else {
-        for tracker in trackers {
-            let conf = config::load_config(&tracker.dir)
-                .map_err(|e| Fatal::new(exit::BAD_CONFIG, e.to_string()))?;
-            for n in &conf.server.trusted_proxies {
-                let net = IpNet::new(n.addr, n.prefix).map_err(|e| {
-                    Fatal::new(
-                        exit::BAD_CONFIG,
-                        format!(
-                            "{}: [xmlrpc_server] trusted_proxies: {e}",
-                            tracker.dir.join("config.ini").display()
-                        ),
-                    )
-                })?;
-                add(net);
-            }
-        }
-    }
-    if !nets.is_empty() {
-        let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
-        tracing::info!(proxies = %list.join(", "), "trusting forwarding headers of these proxies");
-    }
-    Ok(nets)
-}
-
 /// Where to listen: the socket systemd passed, or else a new one bound to `addr`.
 struct Listen {
-    addr: SocketAddr,
+    addr: BindAddr,
     inherited: Option<std::net::TcpListener>,
     /// `demo`: the tracker name, to print its URL with the demo credentials.
     demo: Option<String>,
@@ -339,7 +320,9 @@ fn serve(
         max_body_bytes: config.max_decoded_body_bytes,
         ..Limits::default()
     };
-    let app = Arc::new(App::new(trackers, default_root, limits));
+    let app = Arc::new(
+        App::new(trackers, default_root, limits).with_metrics(Arc::clone(&config.metrics)),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -358,9 +341,12 @@ fn serve(
             Some(std_listener) => tokio::net::TcpListener::from_std(std_listener).map_err(|e| {
                 Fatal::new(exit::BIND, format!("cannot use the socket passed by systemd: {e}"))
             })?,
-            None => tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| Fatal::new(exit::BIND, format!("cannot listen on {addr}: {e}")))?,
+            None => server::listen::bind(&addr).await.map_err(|e| match e {
+                server::BindError::Resolve { .. } => {
+                    Fatal::new(exit::BIND, format!("--bind {}: {e}", addr.host))
+                }
+                server::BindError::Bind { .. } => Fatal::new(exit::BIND, e.to_string()),
+            })?,
         };
         let local = listener
             .local_addr()

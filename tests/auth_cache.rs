@@ -60,29 +60,36 @@ fn entries_expire() {
 }
 
 #[test]
-fn bounded_size_evicts_expired_then_oldest() {
-    let c = CredentialCache::new(3, Duration::from_secs(60));
+fn bounded_size_keeps_what_is_used() {
+    let c = CredentialCache::new(100, Duration::from_secs(60));
+    // A client that logs in on every request ...
+    c.insert("hot", "p", H1);
+    assert!(c.check("hot", "p", H1));
+    // ... keeps its entry while 10 000 one-off logins go through the cache.
+    for i in 0..10_000 {
+        let user = format!("u{i}");
+        c.insert(&user, "p", H1);
+        assert!(c.check(&user, "p", H1), "a new entry is usable at once");
+        if i % 50 == 0 {
+            assert!(c.check("hot", "p", H1), "hot entry evicted after {i}");
+        }
+    }
+    assert!(c.len() <= 100, "{} entries", c.len());
+    assert!(c.check("hot", "p", H1));
+}
+
+#[test]
+fn expired_entries_are_removed_when_found() {
+    let c = CredentialCache::new(10, Duration::from_secs(60));
     let t0 = Instant::now();
-    let at = |s| t0 + Duration::from_secs(s);
-    c.insert_at("u1", "p", H1, at(0));
-    c.insert_at("u2", "p", H1, at(10));
-    c.insert_at("u3", "p", H1, at(20));
-    c.insert_at("u4", "p", H1, at(30)); // full, none expired: u1 (oldest) goes
-    assert_eq!(c.len(), 3);
-    assert!(!c.check_at("u1", "p", H1, at(30)));
-    assert!(c.check_at("u2", "p", H1, at(30)));
-    assert!(c.check_at("u4", "p", H1, at(30)));
-    // At 85 s, u2 (10) and u3 (20) have expired: both pruned, nothing live evicted.
-    c.insert_at("u5", "p", H1, at(85));
+    c.insert_at("admin", "sekrit", H1, t0);
+    c.insert_at("joe", "pw", H1, t0);
     assert_eq!(c.len(), 2);
-    assert!(c.check_at("u4", "p", H1, at(85)));
-    assert!(c.check_at("u5", "p", H1, at(85)));
-    // Updating an existing key of a full cache evicts nothing.
-    c.insert_at("u6", "p", H1, at(86));
-    c.insert_at("u4", "p", H1, at(87));
-    assert_eq!(c.len(), 3);
-    assert!(c.check_at("u5", "p", H1, at(87)));
-    assert!(c.check_at("u6", "p", H1, at(87)));
+    assert!(!c.check_at("admin", "sekrit", H1, t0 + Duration::from_secs(61)));
+    assert_eq!(c.len(), 1, "the expired entry is gone");
+    // A wrong password does not remove a live entry.
+    assert!(!c.check_at("joe", "wrong", H1, t0 + Duration::from_secs(1)));
+    assert!(c.check_at("joe", "pw", H1, t0 + Duration::from_secs(2)));
 }
 
 #[test]

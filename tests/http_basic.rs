@@ -6,6 +6,8 @@ mod http_common;
 mod require;
 
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
 
 use http_common::{fast_config, TestServer};
 use roundup_xmlrpc::server::{IpNet, ServerConfig};
@@ -132,6 +134,101 @@ async fn health_endpoint() {
         c.send(req.as_bytes()).await.unwrap();
         assert_eq!(c.read_response().await.unwrap().status, 404, "{path}");
     }
+    server.stop().await.unwrap();
+}
+
+/// GETs `path` on a new connection.
+async fn get(server: &TestServer, path: &str) -> http_common::RawResponse {
+    let mut c = server.connect().await;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+    c.send(req.as_bytes()).await.unwrap();
+    c.read_response().await.unwrap()
+}
+
+#[tokio::test]
+async fn health_checks_are_shared_cached_and_bounded() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let server = TestServer::start(fast_config()).await;
+    let h = Arc::clone(&server.handler);
+    h.health_mode.store(1, SeqCst);
+    let r = get(&server, "/health").await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (503, &b"unavailable: test says no\n"[..])
+    );
+    // A burst shares the (cached) result: no check per request.
+    let burst: Vec<_> = (0..30)
+        .map(|_| {
+            let addr = server.addr;
+            tokio::spawn(async move {
+                let mut c = http_common::Client::connect(addr).await;
+                c.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .await
+                    .unwrap();
+                c.read_response().await.unwrap().status
+            })
+        })
+        .collect();
+    for task in burst {
+        assert_eq!(task.await.unwrap(), 503);
+    }
+    assert!(h.health_checks.load(SeqCst) <= 2, "{:?}", h.health_checks);
+    // Healthy again once the cached answer is old.
+    h.health_mode.store(0, SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&server, "/health").await.status, 200);
+
+    // A check that hangs: 503 after the timeout, and the next request waits for
+    // the same check instead of starting another.
+    h.health_mode.store(2, SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = h.health_checks.load(SeqCst);
+    let started = std::time::Instant::now();
+    let r = get(&server, "/health").await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (503, &b"unavailable: the health check timed out\n"[..])
+    );
+    assert!(started.elapsed() < Duration::from_millis(2900));
+    h.health_mode.store(0, SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The hanging check finishes (healthy) within this request's wait.
+    assert_eq!(get(&server, "/health").await.status, 200);
+    assert_eq!(h.health_checks.load(SeqCst), before + 1);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_for_allowed_clients_only() {
+    let server = TestServer::start(fast_config()).await;
+    assert_eq!(get(&server, "/nowhere").await.status, 404);
+    let r = get(&server, "/metrics").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(
+        text.contains("roundup_xmlrpc_http_responses_total{code=\"404\"} 1\n"),
+        "{text}"
+    );
+    let open: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("roundup_xmlrpc_open_connections "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no open_connections in {text}"));
+    assert!(open >= 1.0, "the scraping connection is open: {text}");
+    server.stop().await.unwrap();
+
+    let config = ServerConfig {
+        metrics_allow: vec![roundup_xmlrpc::server::parse_net("10.0.0.0/8").unwrap()],
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await;
+    let r = get(&server, "/metrics").await;
+    assert_eq!(r.status, 403);
+    assert!(!String::from_utf8_lossy(&r.body).contains("roundup_xmlrpc"));
     server.stop().await.unwrap();
 }
 

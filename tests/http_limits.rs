@@ -65,6 +65,30 @@ async fn content_length_over_limit_is_413_before_the_body() {
     server.stop().await.unwrap();
 }
 
+/// A proxy (nginx, Apache) sends the whole body before it reads the answer, and
+/// reports a connection closed under it as 502: the early 413 must wait for a
+/// declared body to arrive (drained, never stored) before the connection closes.
+#[tokio::test]
+async fn declared_body_is_drained_so_a_proxy_reads_the_413() {
+    let server = TestServer::start(small_body_config()).await;
+    let mut c = server.connect().await;
+    let len = 8 << 20; // far beyond the socket buffers, and beyond the old 1 MiB drain
+    c.send(format!("POST /demo HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let chunk = vec![b'y'; 64 << 10];
+    for _ in 0..len / chunk.len() {
+        c.send(&chunk)
+            .await
+            .expect("the server reads the whole declared body");
+    }
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_within(WAIT).await);
+    server.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn chunked_body_past_the_limit_is_413() {
     let server = TestServer::start(small_body_config()).await;
@@ -296,5 +320,195 @@ async fn too_many_headers_is_431() {
     );
     c.send(req.as_bytes()).await.unwrap();
     assert_eq!(c.read_response().await.map(|r| r.status), Some(200));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn post_without_length_is_411() {
+    let server = TestServer::start(fast_config()).await;
+    let mut c = server.connect().await;
+    c.send(b"POST /demo HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 411);
+    assert_eq!(r.body, b"Content-Length required\n");
+    // Not even authorized: the handler never saw it.
+    assert_eq!(
+        server
+            .handler
+            .authorized
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    // An explicit empty body is fine.
+    let mut c = server.connect().await;
+    c.post("/demo", "", b"").await.unwrap();
+    assert_eq!(c.read_response().await.unwrap().status, 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn refused_by_authorize_before_the_body_is_read() {
+    let server = TestServer::start(fast_config()).await;
+    let mut c = server.connect().await;
+    // Only the head of a 10 MB request: the refusal must come without the body.
+    c.send(b"POST /demo HTTP/1.1\r\nHost: t\r\nX-Refuse: 1\r\nContent-Length: 10000000\r\n\r\n")
+        .await
+        .unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body, b"refused\n");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_within(WAIT).await);
+    // With Expect: 100-continue the refusal is the only answer (no 100 first), for
+    // big and small bodies alike.
+    for length in [10_000_000, 10] {
+        let mut c = server.connect().await;
+        let head = format!(
+            "POST /demo HTTP/1.1\r\nHost: t\r\nX-Refuse: 1\r\nExpect: 100-continue\r\n\
+             Content-Length: {length}\r\n\r\n"
+        );
+        c.send(head.as_bytes()).await.unwrap();
+        let r = c.read_response().await.unwrap();
+        assert_eq!(r.status, 403, "Content-Length {length}");
+    }
+    server.stop().await.unwrap();
+}
+
+fn budget_config() -> ServerConfig {
+    ServerConfig {
+        max_body_bytes: 100_000,
+        max_decoded_body_bytes: 100_000,
+        max_body_bytes_in_flight: 150_000,
+        body_read_timeout: Duration::from_secs(5),
+        ..fast_config()
+    }
+}
+
+/// Starts a request whose body is only half sent, so that it holds its reservation.
+async fn half_sent(server: &TestServer, head: &str, part: &[u8]) -> http_common::Client {
+    let mut c = server.connect().await;
+    let mut req = head.as_bytes().to_vec();
+    req.extend_from_slice(part);
+    c.send(&req).await.unwrap();
+    c
+}
+
+#[tokio::test]
+async fn body_budget_answers_503_when_spent() {
+    let server = TestServer::start(budget_config()).await;
+    // 100 000 declared bytes are reserved at once, though only 10 have arrived.
+    let head = "POST /demo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n";
+    let mut first = half_sent(&server, head, &[b'a'; 10]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A second 100 000-byte body does not fit in the 150 000-byte budget.
+    let mut second = server.connect().await;
+    second.send(head.as_bytes()).await.unwrap();
+    let r = second.read_response().await.unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.body, b"server busy: too many request bodies in flight\n");
+    // A small one still fits.
+    let mut small = server.connect().await;
+    small.post("/demo", "", &[b's'; 1000]).await.unwrap();
+    assert_eq!(small.read_response().await.unwrap().status, 200);
+    // Once the first request is done, its bytes are back in the budget.
+    first.send(&[b'a'; 99_990]).await.unwrap();
+    let r = first.read_response().await.unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 100_000));
+    let mut again = server.connect().await;
+    again.post("/demo", "", &[b'b'; 100_000]).await.unwrap();
+    assert_eq!(again.read_response().await.unwrap().status, 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn chunked_bodies_are_reserved_as_they_arrive() {
+    let server = TestServer::start(budget_config()).await;
+    // A chunked body holding 90 000 bytes, not finished.
+    let head = "POST /demo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut chunk = format!("{:x}\r\n", 90_000).into_bytes();
+    chunk.extend_from_slice(&[b'c'; 90_000]);
+    chunk.extend_from_slice(b"\r\n");
+    let mut first = half_sent(&server, head, &chunk).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A second chunked body gets 503 once it would pass the budget.
+    let mut second = half_sent(&server, head, &chunk).await;
+    let r = second.read_response().await.unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // The first completes normally.
+    first.send(b"0\r\n\r\n").await.unwrap();
+    let r = first.read_response().await.unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 90_000));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn gunzipped_copies_count_in_the_budget() {
+    let config = ServerConfig {
+        max_body_bytes: 100_000,
+        max_decoded_body_bytes: 4 << 20,
+        max_body_bytes_in_flight: 1 << 20,
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await;
+    // 2 MiB decoded does not fit in a 1 MiB budget, though it is under the decoded
+    // limit: 503, not 413.
+    let body = gzip(&vec![b'z'; 2 << 20]);
+    let mut c = server.connect().await;
+    c.post("/demo", "Content-Encoding: gzip\r\n", &body)
+        .await
+        .unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 503);
+    // 500 KiB decoded fits.
+    let body = gzip(&vec![b'z'; 500 << 10]);
+    let mut c = server.connect().await;
+    c.post("/demo", "Content-Encoding: gzip\r\n", &body)
+        .await
+        .unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 500 << 10));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn small_body_that_came_with_the_head_is_authorized_with_it() {
+    let server = TestServer::start(fast_config()).await;
+    let mut c = server.connect().await;
+    // Refused with the (small, complete) body already in: the connection stays usable.
+    c.post("/demo", "X-Refuse: 1\r\n", b"small body")
+        .await
+        .unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("connection"), None);
+    c.post("/demo", "", b"next on the same connection")
+        .await
+        .unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"next on the same connection"[..])
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn small_body_arriving_in_parts_is_read_whole() {
+    let server = TestServer::start(fast_config()).await;
+    let mut c = server.connect().await;
+    let body: Vec<u8> = (0..60_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut first = b"POST /demo HTTP/1.1\r\nHost: t\r\nContent-Length: 60000\r\n\r\n".to_vec();
+    first.extend_from_slice(&body[..10_000]);
+    c.send(&first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.send(&body[10_000..]).await.unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body);
     server.stop().await.unwrap();
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use http_common::{fast_config, TestServer, WAIT};
-use roundup_xmlrpc::server::ServerConfig;
+use roundup_xmlrpc::server::{parse_net, ServerConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_by_the_header_timeout() {
@@ -249,4 +249,111 @@ async fn shutdown_with_no_connections_is_immediate() {
     let start = Instant::now();
     server.stop().await.unwrap();
     assert!(start.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_started_before_the_deadline_is_answered() {
+    let config = ServerConfig {
+        request_deadline: Duration::from_millis(300),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await;
+    // Commits at 100 ms, finishes at 700 ms: past the deadline, and still answered.
+    let start = Instant::now();
+    let mut c = server.connect().await;
+    c.post("/demo", "", b"commit:100:600").await.unwrap();
+    let r = c.read_response().await.unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"committed"[..]));
+    assert!(start.elapsed() >= Duration::from_millis(600));
+    assert_eq!(server.handler.committed.load(Ordering::SeqCst), 1);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_after_the_deadline_is_refused_and_answered_503() {
+    let config = ServerConfig {
+        request_deadline: Duration::from_millis(300),
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await;
+    let start = Instant::now();
+    let mut c = server.connect().await;
+    c.post("/demo", "", b"commit:700:0").await.unwrap();
+    let r = c.read_response().await.unwrap();
+    // 503 at the deadline, not when the handler gets to its commit.
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(
+        start.elapsed() < Duration::from_millis(650),
+        "{:?}",
+        start.elapsed()
+    );
+    // The handler, reaching its commit later, is told to roll back.
+    let deadline = Instant::now() + WAIT;
+    while server.handler.rolled_back.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "handler never asked to commit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.handler.committed.load(Ordering::SeqCst), 0);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_address_cap_rejects_extra_connections_from_one_address() {
+    let config = ServerConfig {
+        max_connections_per_address: 2,
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await;
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let mut c = server.connect().await;
+        c.post("/demo", "", format!("held {i}").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(c.read_response().await.unwrap().status, 200);
+        held.push(c);
+    }
+    let mut extra = server.connect().await;
+    let _ = extra.post("/demo", "", b"over the cap").await;
+    let r = extra.read_response().await.expect("a 503 before the close");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.body, b"too many connections from this address\n");
+    assert!(extra.closed_within(WAIT).await);
+    assert_eq!(server.handler.finished.load(Ordering::SeqCst), 2);
+    drop(held.pop());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut c = server.connect().await;
+        let _ = c.post("/demo", "", b"after").await;
+        match c.read_response().await {
+            Some(r) if r.status == 200 => break,
+            _ => {
+                assert!(Instant::now() < deadline, "address slot never freed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxies_are_exempt_from_the_per_address_cap() {
+    let config = ServerConfig {
+        max_connections_per_address: 1,
+        trusted_proxies: vec![parse_net("127.0.0.1").unwrap()],
+        ..fast_config()
+    };
+    let server = TestServer::start(config).await;
+    let mut held = Vec::new();
+    for i in 0..5 {
+        let mut c = server.connect().await;
+        c.post("/demo", "", format!("via proxy {i}").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(c.read_response().await.unwrap().status, 200);
+        held.push(c);
+    }
+    server.stop().await.unwrap();
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use roundup_xmlrpc::tracker::init::{create_as_admin, init};
+use roundup_xmlrpc::admin::init::{create_as_admin, init};
 use roundup_xmlrpc::tracker::Tracker;
 
 fn tracker(name: &str) -> Tracker {

@@ -140,11 +140,28 @@ fn man_page_covers_options_and_exit_codes() {
         "SEE ALSO",
         "INIT COMMAND",
         "DEMO COMMAND",
+        "CONVERT-SCHEMA COMMAND",
+        "COMPLETIONS COMMAND",
+        "ENVIRONMENT",
     ] {
         assert!(
             page.contains(&format!(".SH \"{section}\""))
                 || page.contains(&format!(".SH {section}\n")),
             "section {section} missing"
+        );
+    }
+    // Every subcommand has its line in the SYNOPSIS.
+    let synopsis = page
+        .split(".SH SYNOPSIS")
+        .nth(1)
+        .and_then(|rest| rest.split("\n.SH").next())
+        .expect("SYNOPSIS section");
+    for sub in cmd.get_subcommands() {
+        let name = sub.get_name().replace('-', "\\-");
+        assert!(
+            synopsis.contains(&format!("roundup\\-xmlrpc\\-server\\fR {name} ")),
+            "{} missing from the SYNOPSIS:\n{synopsis}",
+            sub.get_name()
         );
     }
     let status = page

@@ -7,11 +7,9 @@
 mod pg_common;
 
 use pg_common::{cluster, tracker_dir};
+use roundup_xmlrpc::admin::init::init;
 use roundup_xmlrpc::api;
-use roundup_xmlrpc::error::Error;
-use roundup_xmlrpc::items::Ctx;
 use roundup_xmlrpc::security::UserCtx;
-use roundup_xmlrpc::tracker::init::init;
 use roundup_xmlrpc::tracker::{OpenError, Tracker};
 use roundup_xmlrpc::xmlrpc::Value;
 use std::path::{Path, PathBuf};
@@ -25,28 +23,15 @@ fn admin() -> UserCtx {
     }
 }
 
-/// Runs one API method as admin in its own transaction, as the server does.
-fn call(t: &Tracker, method: &str, params: &[&str]) -> Result<Value, Error> {
+/// Runs one API method as admin in its own transaction, as the server does
+/// (`api::call`); a fault's string as the error.
+fn call(t: &Tracker, method: &str, params: &[&str]) -> Result<Value, String> {
     let params: Vec<Value> = params.iter().map(|p| Value::str(*p)).collect();
     call_v(t, method, &params)
 }
 
-fn call_v(t: &Tracker, method: &str, params: &[Value]) -> Result<Value, Error> {
-    let m = api::method(method).expect("known method");
-    let user = admin();
-    let mut tx = if m.writes {
-        t.store.write()?
-    } else {
-        t.store.read()?
-    };
-    let v = {
-        let mut ctx = Ctx::new(&mut *tx, t, &user);
-        (m.run)(&mut ctx, params)?
-    };
-    if m.writes {
-        tx.commit()?;
-    }
-    Ok(v)
+fn call_v(t: &Tracker, method: &str, params: &[Value]) -> Result<Value, String> {
+    api::call(t, &admin(), method, params).map_err(|f| f.string)
 }
 
 const THING: &str = r#"
@@ -334,7 +319,7 @@ fn two_daemons_keep_keys_unique_and_lose_no_update() {
         let t = if i % 2 == 0 { a.clone() } else { b.clone() };
         handles.push(std::thread::spawn(move || {
             let name = format!("k{}", i % 4);
-            call(&t, "create", &["keyword", &format!("name={name}")]).map_err(|e| e.to_string())
+            call(&t, "create", &["keyword", &format!("name={name}")])
         }));
     }
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -375,7 +360,7 @@ fn two_daemons_keep_keys_unique_and_lose_no_update() {
         let t = if i % 2 == 0 { a.clone() } else { b.clone() };
         let u = u.clone();
         handles.push(std::thread::spawn(move || {
-            call(&t, "set", &["issue1", &format!("nosy=+{u}")]).map_err(|e| e.to_string())
+            call(&t, "set", &["issue1", &format!("nosy=+{u}")])
         }));
     }
     for h in handles {

@@ -6,7 +6,7 @@
 mod pg_common;
 
 use pg_common::{cluster, tracker_dir};
-use roundup_xmlrpc::tracker::init::init;
+use roundup_xmlrpc::admin::init::init;
 use roundup_xmlrpc::tracker::{OpenError, Tracker};
 use std::path::{Path, PathBuf};
 use std::process::Command;

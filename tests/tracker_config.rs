@@ -2,10 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use roundup_xmlrpc::tracker::config::{
+use roundup_xmlrpc::auth::Scheme;
+use roundup_xmlrpc::config::{
     load_config, parse_config, parse_setting_arg, write_settings, ConfigError, EmailSending,
-    IpNetwork, MessagesToAuthor, NosyAdd, PasswordScheme, SignaturePosition,
+    MessagesToAuthor, NosyAdd, SignaturePosition,
 };
+use roundup_xmlrpc::server::parse_net;
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tracker_config_{}_{name}", std::process::id()));
@@ -21,7 +23,7 @@ fn template_ini() -> String {
     .unwrap()
 }
 
-fn parse(text: &str) -> Result<roundup_xmlrpc::tracker::config::Config, ConfigError> {
+fn parse(text: &str) -> Result<roundup_xmlrpc::config::Settings, ConfigError> {
     parse_config(text, Path::new("/trackers/demo"), "config.ini")
 }
 
@@ -40,7 +42,10 @@ fn typed_values() {
          [nosy]\nmessages_to_author = nosy\nadd_author = yes\nadd_recipients = no\n\
          email_sending = multiple\nsignature_position = none\n\
          [xmlrpc_server]\npassword_default_scheme = bcrypt\nbcrypt_cost = 10\n\
-         bind = 127.0.0.1:9000\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8 ::1\nmax_connections = 64\n",
+         bind = 127.0.0.1:9000\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8 ::1\nmax_connections = 64\n\
+         max_connections_per_address = 0\nmax_body_bytes_in_flight = 1000000\nrequest_deadline_sec = 5\n\
+         python = /opt/py/bin/python3\ndetector_timeout_sec = 7\n\
+         log_format = JSON\nmetrics_allow = 10.0.0.0/8, ::1\n",
     )
     .unwrap();
     assert_eq!(c.main.database, PathBuf::from("/var/db"));
@@ -67,19 +72,29 @@ fn typed_values() {
     assert_eq!(c.nosy.add_recipients, NosyAdd::No);
     assert_eq!(c.nosy.email_sending, EmailSending::Multiple);
     assert_eq!(c.nosy.signature_position, SignaturePosition::None);
-    assert_eq!(c.server.password_default_scheme, PasswordScheme::Bcrypt);
+    assert_eq!(c.server.password_default_scheme, Scheme::Bcrypt);
     assert_eq!(c.server.bcrypt_cost, 10);
     assert_eq!(c.server.bind, Some("127.0.0.1:9000".parse().unwrap()));
     assert_eq!(
         c.server.trusted_proxies,
         vec![
-            IpNetwork::parse("127.0.0.1").unwrap(),
-            IpNetwork::parse("10.0.0.0/8").unwrap(),
-            IpNetwork::parse("::1").unwrap()
+            parse_net("127.0.0.1").unwrap(),
+            parse_net("10.0.0.0/8").unwrap(),
+            parse_net("::1").unwrap()
         ]
     );
     assert_eq!(c.server.max_connections, Some(64));
     assert_eq!(c.server.max_request_bytes, None);
+    assert_eq!(c.server.max_connections_per_address, Some(0));
+    assert_eq!(c.server.max_body_bytes_in_flight, Some(1_000_000));
+    assert_eq!(c.server.request_deadline_sec, Some(5));
+    assert_eq!(c.server.python.as_deref(), Some("/opt/py/bin/python3"));
+    assert_eq!(c.server.detector_timeout_sec, 7);
+    assert_eq!(c.server.log_format, Some(roundup_xmlrpc::log::Format::Json));
+    assert_eq!(
+        c.server.metrics_allow,
+        vec![parse_net("10.0.0.0/8").unwrap(), parse_net("::1").unwrap()]
+    );
 }
 
 #[test]
@@ -122,6 +137,8 @@ fn invalid_values_name_file_and_option() {
          "config.ini: [nosy] add_author: \"always\": allowed values are yes, no, new"),
         ("[xmlrpc_server]\npassword_default_scheme = SHA\n",
          "config.ini: [xmlrpc_server] password_default_scheme: \"SHA\": allowed values are PBKDF2S5, BCRYPT"),
+        ("[xmlrpc_server]\ndetector_timeout_sec = 0\n",
+         "config.ini: [xmlrpc_server] detector_timeout_sec: \"0\": an integer from 1 to 86400 is required"),
         ("[xmlrpc_server]\nbcrypt_cost = 40\n",
          "config.ini: [xmlrpc_server] bcrypt_cost: \"40\": an integer from 4 to 16 is required"),
         ("[xmlrpc_server]\ntrusted_proxies = 10.0.0.0/40\n",
@@ -129,11 +146,15 @@ fn invalid_values_name_file_and_option() {
         ("[xmlrpc_server]\nbind = localhost\n",
          "config.ini: [xmlrpc_server] bind: \"localhost\": an address:port such as 127.0.0.1:8000 or [::1]:8000 is required"),
         ("[xmlrpc_server]\nbindd = 127.0.0.1:80\n",
-         "config.ini: [xmlrpc_server] bindd: unknown option (known: password_default_scheme, bcrypt_cost, bind, trusted_proxies, max_connections, max_request_bytes, request_timeout_sec)"),
+         "config.ini: [xmlrpc_server] bindd: unknown option (known: password_default_scheme, bcrypt_cost, bind, trusted_proxies, max_connections, max_request_bytes, request_timeout_sec, max_connections_per_address, max_body_bytes_in_flight, request_deadline_sec, python, detector_timeout_sec, log_format, metrics_allow)"),
+        ("[xmlrpc_server]\nlog_format = xml\n",
+         "config.ini: [xmlrpc_server] log_format: \"xml\": allowed values are text, json"),
+        ("[xmlrpc_server]\nmetrics_allow = everyone\n",
+         "config.ini: [xmlrpc_server] metrics_allow: \"everyone\" is not an IP address or network (a.b.c.d/len)"),
         ("[main]\ndatabase = a\nDATABASE = b\n",
          "config.ini: [main] database: option set twice in this section"),
         ("[main]\n[main]\n", "config.ini: [main]: section appears twice"),
-        ("timezone = 1\n[main]\n", "config.ini: timezone: option before the first [section] header"),
+        ("timezone = 1\n[main]\n", "config.ini:1: `timezone = 1`: an option before the first `[section]` header"),
     ];
     for (text, want) in cases {
         assert_eq!(parse(text).unwrap_err().to_string(), want, "for {text:?}");
@@ -267,7 +288,7 @@ fn write_settings_creates_a_missing_file() {
 /// `file://`.
 #[test]
 fn postgresql_connection_options() {
-    use roundup_xmlrpc::tracker::config::Backend;
+    use roundup_xmlrpc::config::Backend;
     let c = parse("[rdbms]\n").unwrap();
     assert_eq!(c.rdbms.backend, Backend::Sqlite);
     let pg = &c.rdbms.postgresql;
@@ -304,4 +325,51 @@ fn postgresql_connection_options() {
     )
     .unwrap();
     assert_eq!(c.rdbms.postgresql.password.as_deref(), Some("s3cret"));
+}
+
+/// Syntax errors name the file and line, quote the line, and say what is wrong in
+/// words (not the ini parser's internals).
+#[test]
+fn syntax_errors_in_plain_words() {
+    let cases: &[(&str, usize, &str)] = &[
+        (
+            "[main]\nx = 1\n[tracker\n",
+            3,
+            "`[tracker`: a section header must end with `]`",
+        ),
+        (
+            "[main]\njust words\n",
+            2,
+            "`just words`: expected `name = value`, a `[section]` header or a comment",
+        ),
+        ("[main]\n= 1\n", 2, "`= 1`: the option name is missing"),
+        (
+            "x = 1\n[main]\n",
+            1,
+            "`x = 1`: an option before the first `[section]` header",
+        ),
+        (
+            "[main]\n\n  indented = 1\n",
+            3,
+            "`  indented = 1`: indented, but there is no option above it to continue",
+        ),
+        (
+            "[main]\nx = 1\n  # note\n",
+            3,
+            "`  # note`: a comment must start at the beginning of the line",
+        ),
+        ("[]\n", 1, "`[]`: not a valid section name"),
+    ];
+    for (text, line, message) in cases {
+        let err = parse(text).expect_err(text).to_string();
+        let want = format!("config.ini:{line}: {message}");
+        assert!(
+            err.starts_with(&want),
+            "{text:?}:\n  got  {err}\n  want {want}"
+        );
+    }
+    // What configparser accepts stays accepted: `:` as delimiter, blank lines
+    // between a value's lines, CRLF line ends.
+    let c = parse("[tracker]\r\nname: Multi\r\n\r\n  line\r\nemail = x@y\r\n").unwrap();
+    assert_eq!(c.tracker.email, "x@y");
 }

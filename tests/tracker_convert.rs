@@ -4,9 +4,9 @@
 
 mod require;
 
-use roundup_xmlrpc::tracker::convert::convert_schema;
-use roundup_xmlrpc::tracker::load::load_schema;
-use roundup_xmlrpc::tracker::schema::{Grant, Schema};
+use roundup_xmlrpc::admin::convert::convert_schema;
+use roundup_xmlrpc::schema::load_schema;
+use roundup_xmlrpc::schema::{Grant, Schema};
 use std::path::Path;
 use std::process::{Command, Stdio};
 

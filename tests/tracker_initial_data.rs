@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use roundup_xmlrpc::tracker::load::{load_schema, parse_initial_data, InitialData};
+use roundup_xmlrpc::schema::initial_data::{parse_initial_data, InitialData};
+use roundup_xmlrpc::schema::load_schema;
 
 fn vars() -> HashMap<String, String> {
     [("admin_password".to_string(), "pa$$word".to_string())]

@@ -1,6 +1,6 @@
 //! Broken schema.toml files: each must be refused with a precise `file:line:col` message.
 
-use roundup_xmlrpc::tracker::load::{parse_schema, SchemaError};
+use roundup_xmlrpc::schema::{parse_schema, SchemaError};
 
 /// A minimal valid user class (lines 1-3); test snippets start on line 4.
 const USER: &str = "[class.user]\nkey = \"username\"\nproperties = { username = \"String\", password = \"Password\", roles = \"String\" }\n";
@@ -208,7 +208,8 @@ fn unknown_keys_everywhere() {
     assert_eq!(
         err("[detectors]\nnosyreactor = true\n"),
         "schema.toml:5:1: unknown key \"nosyreactor\" in [detectors] (expected one of: \
-         statusauditor, nosyreaction, messagesummary, userauditor)"
+         statusauditor, nosyreaction, messagesummary, userauditor, no_texthtml, preset_new, \
+         init_severity, patches_text_plain, patches_keyword, python)"
     );
 }
 
@@ -289,12 +290,114 @@ fn sqlite_table_collisions() {
 fn detectors_need_their_properties() {
     assert_eq!(
         err("[detectors]\nmessagesummary = true\n"),
-        "schema.toml:5:1: detector \"messagesummary\" needs class \"msg\" with a String \"summary\""
+        "schema.toml:5:1: detector \"messagesummary\" names class \"msg\", which is not in the \
+         schema (true stands for Roundup's registration; list the classes it runs on with \
+         classes = [...])"
     );
     assert_eq!(
         err("[detectors]\nstatusauditor = { chatting_requires_two_users = 1 }\n"),
         "schema.toml:5:49: \"chatting_requires_two_users\" must be true or false, not an integer"
     );
+    // Checked per listed class, blaming that class.
+    let bug = "[class.status]\nkey = \"name\"\nproperties = { name = \"String\" }\n\
+               [class.msg]\nkind = \"FileClass\"\n[class.file]\nkind = \"FileClass\"\n\
+               [class.bug]\nkind = \"IssueClass\"\n\
+               [class.bug.properties]\nstatus = { type = \"Link\", to = \"status\" }\n\
+               [class.task]\nproperties = { title = \"String\" }\n";
+    assert_eq!(
+        err(&format!(
+            "{bug}[detectors]\nstatusauditor = {{ classes = [\"bug\", \"task\"] }}\n"
+        )),
+        "schema.toml:18:37: detector \"statusauditor\" on class \"task\" needs a Link property \
+         \"status\" to class \"status\""
+    );
+    assert_eq!(
+        err(&format!(
+            "{bug}[detectors]\nnosyreaction = {{ classes = [\"task\"] }}\n"
+        )),
+        "schema.toml:18:29: detector \"nosyreaction\" on class \"task\" needs an IssueClass \
+         (Roundup mails through IssueClass.nosymessage)"
+    );
+    assert_eq!(
+        err(&format!(
+            "{bug}[detectors]\nnosyreaction = {{ classes = [\"bug\"] }}\n"
+        )),
+        "schema.toml:18:29: detector \"nosyreaction\" on class \"bug\" needs a Link property \
+         \"author\" to class \"user\" of class \"msg\""
+    );
+    assert_eq!(
+        err(&format!(
+            "{bug}[detectors]\nno_texthtml = {{ classes = [\"bug\"] }}\n"
+        )),
+        "schema.toml:18:28: detector \"no_texthtml\" on class \"bug\" needs a String property \
+         \"type\""
+    );
+    assert_eq!(
+        err(&format!(
+            "{bug}[detectors]\npreset_new = {{ classes = [\"bgu\"] }}\n"
+        )),
+        "schema.toml:18:27: detector \"preset_new\" names class \"bgu\", which is not in the \
+         schema"
+    );
+    assert_eq!(
+        err(&format!(
+            "{bug}[detectors]\ninit_severity = {{ classes = [\"bug\"] }}\n"
+        )),
+        "schema.toml:18:30: detector \"init_severity\" on class \"bug\" needs a Link property \
+         \"severity\" to class \"severity\""
+    );
+}
+
+#[test]
+fn detector_tables() {
+    assert_eq!(
+        err("[detectors]\nuserauditor = { classes = [] }\n"),
+        "schema.toml:5:27: \"classes\" of detector \"userauditor\" must name at least one class \
+         (write userauditor = false to switch it off)"
+    );
+    assert_eq!(
+        err("[detectors]\nuserauditor = { classes = [\"user\", \"user\"] }\n"),
+        "schema.toml:5:36: class \"user\" is listed twice for detector \"userauditor\""
+    );
+    assert_eq!(
+        err("[detectors]\nuserauditor = { classes = \"user\" }\n"),
+        "schema.toml:5:27: \"classes\" of detector \"userauditor\" must be an array, not a string"
+    );
+    assert_eq!(
+        err("[detectors]\nuserauditor = { chatting_requires_two_users = true }\n"),
+        "schema.toml:5:17: unknown key \"chatting_requires_two_users\" in detector \
+         \"userauditor\" (expected one of: enabled, classes)"
+    );
+    assert_eq!(
+        err("[detectors]\npython = [\"../evil.py\"]\n"),
+        "schema.toml:5:11: Python detector file \"../evil.py\": the path must stay inside the \
+         tracker directory (no \"..\" or empty parts)"
+    );
+    assert_eq!(
+        err("[detectors]\npython = [\"/etc/x.py\"]\n"),
+        "schema.toml:5:11: Python detector file \"/etc/x.py\": the path must be relative to the \
+         tracker directory"
+    );
+    assert_eq!(
+        err("[detectors]\npython = [\"detectors/x.txt\"]\n"),
+        "schema.toml:5:11: Python detector file \"detectors/x.txt\": the path must name a .py file"
+    );
+    assert_eq!(
+        err("[detectors]\npython = [\"detectors/x.py\", \"detectors/x.py\"]\n"),
+        "schema.toml:5:29: Python detector file \"detectors/x.py\" is listed twice"
+    );
+    // A switched-off detector is not checked; the Python list is kept in order.
+    let s = parse_schema(
+        &format!(
+            "{USER}[detectors]\nmessagesummary = {{ enabled = false, classes = [\"nosuch\"] }}\n\
+             userauditor = {{ classes = [\"user\"] }}\n\
+             python = [\"detectors/b.py\", \"detectors/a.py\"]\n"
+        ),
+        "schema.toml",
+    )
+    .unwrap();
+    assert_eq!(s.detectors.builtins.len(), 1);
+    assert_eq!(s.detectors.python, ["detectors/b.py", "detectors/a.py"]);
 }
 
 #[test]
@@ -335,10 +438,8 @@ fn roles_are_validated() {
 
 #[test]
 fn io_error_names_the_file() {
-    let e = roundup_xmlrpc::tracker::load::load_schema(std::path::Path::new(
-        "/nonexistent/schema.toml",
-    ))
-    .unwrap_err();
+    let e = roundup_xmlrpc::schema::load_schema(std::path::Path::new("/nonexistent/schema.toml"))
+        .unwrap_err();
     assert!(matches!(e, SchemaError::Io { .. }));
     assert!(
         e.to_string()

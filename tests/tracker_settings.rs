@@ -5,46 +5,58 @@
 
 use std::path::{Path, PathBuf};
 
+use roundup_xmlrpc::admin::init::init;
 use roundup_xmlrpc::auth::Scheme;
-use roundup_xmlrpc::tracker::config::parse_config;
-use roundup_xmlrpc::tracker::init::init;
-use roundup_xmlrpc::tracker::{settings_from_config, Settings, Tracker};
+use roundup_xmlrpc::config::{parse_config, EmailBody, MessagesToAuthor, NosyAdd, Settings};
+use roundup_xmlrpc::tracker::Tracker;
 
 fn settings(text: &str) -> Settings {
-    settings_from_config(&parse_config(text, Path::new("/trackers/demo"), "config.ini").unwrap())
+    parse_config(text, Path::new("/trackers/demo"), "config.ini").unwrap()
 }
 
 #[test]
 fn defaults_are_roundups() {
     let s = settings("");
-    assert_eq!(s.tracker_name, "Roundup issue tracker");
+    assert_eq!(s.tracker.name, "Roundup issue tracker");
     // Roundup's MailAddressOption: the mail domain is added to a bare name.
-    assert_eq!(s.tracker_email, "issue_tracker");
+    assert_eq!(s.tracker_address(), "issue_tracker");
     let s2 = settings("[mail]\ndomain = example.com\n");
-    assert_eq!(s2.tracker_email, "issue_tracker@example.com");
-    assert_eq!(s.timezone, "0");
-    assert_eq!(s.pbkdf2_rounds, 250_000);
-    assert_eq!(s.password_scheme, "PBKDF2S5");
-    assert_eq!(s.bcrypt_cost, 12);
-    assert!(s.migrate_passwords);
-    assert!(!s.login_empty_passwords);
+    assert_eq!(s2.tracker_address(), "issue_tracker@example.com");
+    assert_eq!(s.main.timezone, "0");
+    assert_eq!(s.main.password_pbkdf2_default_rounds, 250_000);
+    assert_eq!(s.server.password_default_scheme, Scheme::Pbkdf2S5);
+    assert_eq!(s.server.bcrypt_cost, 12);
     assert_eq!(
-        (s.api_failed_login_limit, s.api_failed_login_interval),
-        (4, 600)
+        (s.server.python.as_deref(), s.server.detector_timeout_sec),
+        (None, 30)
     );
-    assert_eq!((s.api_calls_per_interval, s.api_interval), (0, 3600));
-    assert_eq!(s.sqlite_timeout, 30);
-    assert!(s.allow_create && s.allow_alter);
-    assert_eq!(s.database, PathBuf::from("/trackers/demo/db"));
+    assert!(s.web.migrate_passwords);
+    assert!(!s.web.login_empty_passwords);
     assert_eq!(
         (
-            s.nosy_messages_to_author.as_str(),
-            s.nosy_add_author.as_str()
+            s.web.api_failed_login_limit,
+            s.web.api_failed_login_interval_in_sec
         ),
-        ("no", "new")
+        (4, 600)
     );
-    assert_eq!(s.nosy_add_recipients, "new");
-    assert_eq!((s.mail_port, s.mail_tls), (25, false));
+    assert_eq!(
+        (s.web.api_calls_per_interval, s.web.api_interval_in_sec),
+        (0, 3600)
+    );
+    assert_eq!(s.rdbms.sqlite_timeout, 30);
+    assert!(s.rdbms.allow_create && s.rdbms.allow_alter);
+    assert_eq!(s.main.database, PathBuf::from("/trackers/demo/db"));
+    assert_eq!(
+        (s.nosy.messages_to_author, s.nosy.add_author),
+        (MessagesToAuthor::No, NosyAdd::New)
+    );
+    assert_eq!(s.nosy.add_recipients, NosyAdd::New);
+    assert_eq!(s.mailgw.keep_quoted_text, EmailBody::Yes);
+    assert_eq!(
+        (s.mailgw.eol_re.0.as_str(), s.mailgw.blankline_re.0.as_str()),
+        (r"[\r\n]+", r"[\r\n]+\s*[\r\n]+")
+    );
+    assert_eq!((s.mail.port, s.mail.tls), (25, false));
     let p = s.hash_policy();
     assert_eq!(
         (p.scheme, p.pbkdf2_rounds, p.bcrypt_cost),
@@ -64,37 +76,52 @@ fn every_used_option_reaches_the_settings() {
          [mail]\ndomain = example.com\nhost = smtp.example.com\nport = 587\nusername = u\n\
          password = p%%w\ntls = yes\ndebug = mail.log\n\
          [nosy]\nmessages_to_author = nosy\nadd_author = yes\nadd_recipients = no\n\
-         [xmlrpc_server]\npassword_default_scheme = BCRYPT\nbcrypt_cost = 9\n",
+         [mailgw]\nkeep_quoted_text = New\neol_re = \\n\nblankline_re = \\n\\n+\n\
+         [xmlrpc_server]\npassword_default_scheme = BCRYPT\nbcrypt_cost = 9\n\
+         python = /usr/bin/python3.11\ndetector_timeout_sec = 12\n",
     );
-    assert_eq!(s.database, PathBuf::from("/trackers/demo/data"));
-    assert_eq!(s.timezone, "Europe/Berlin");
-    assert_eq!(s.pbkdf2_rounds, 5000);
-    assert_eq!(s.tracker_name, "Demo");
-    assert_eq!(s.tracker_web, "https://example.com/demo/");
-    assert_eq!(s.tracker_email, "tracker@example.com");
+    assert_eq!(s.main.database, PathBuf::from("/trackers/demo/data"));
+    assert_eq!(s.main.timezone, "Europe/Berlin");
+    assert_eq!(s.main.password_pbkdf2_default_rounds, 5000);
+    assert_eq!(s.tracker.name, "Demo");
+    assert_eq!(s.tracker.web.as_deref(), Some("https://example.com/demo/"));
+    assert_eq!(s.tracker_address(), "tracker@example.com");
     assert_eq!(
-        (s.api_failed_login_limit, s.api_failed_login_interval),
+        (
+            s.web.api_failed_login_limit,
+            s.web.api_failed_login_interval_in_sec
+        ),
         (7, 70)
     );
-    assert_eq!((s.api_calls_per_interval, s.api_interval), (100, 10));
-    assert!(!s.migrate_passwords);
-    assert!(s.login_empty_passwords);
-    assert_eq!(s.sqlite_timeout, 5);
-    assert!(!s.allow_create && !s.allow_alter);
-    assert_eq!(s.mail_domain, "example.com");
-    assert_eq!(s.mail_host, "smtp.example.com");
-    assert_eq!(s.mail_port, 587);
     assert_eq!(
-        (s.mail_username.as_str(), s.mail_password.as_str()),
-        ("u", "p%w")
+        (s.web.api_calls_per_interval, s.web.api_interval_in_sec),
+        (100, 10)
     );
-    assert!(s.mail_tls);
-    assert_eq!(s.mail_debug, Some(PathBuf::from("/trackers/demo/mail.log")));
-    assert_eq!(s.nosy_messages_to_author, "nosy");
-    assert_eq!(s.nosy_add_author, "yes");
-    assert_eq!(s.nosy_add_recipients, "no");
-    assert_eq!(s.password_scheme, "BCRYPT");
-    assert_eq!(s.bcrypt_cost, 9);
+    assert!(!s.web.migrate_passwords);
+    assert!(s.web.login_empty_passwords);
+    assert_eq!(s.rdbms.sqlite_timeout, 5);
+    assert!(!s.rdbms.allow_create && !s.rdbms.allow_alter);
+    assert_eq!(s.mail_domain(), "example.com");
+    assert_eq!(s.mail.host.as_deref(), Some("smtp.example.com"));
+    assert_eq!(s.mail.port, 587);
+    assert_eq!(
+        (s.mail.username.as_deref(), s.mail.password.as_deref()),
+        (Some("u"), Some("p%w"))
+    );
+    assert!(s.mail.tls);
+    assert_eq!(s.mail.debug, Some(PathBuf::from("/trackers/demo/mail.log")));
+    assert_eq!(s.nosy.messages_to_author, MessagesToAuthor::Nosy);
+    assert_eq!(s.nosy.add_author, NosyAdd::Yes);
+    assert_eq!(s.nosy.add_recipients, NosyAdd::No);
+    assert_eq!(s.mailgw.keep_quoted_text, EmailBody::New);
+    assert_eq!(
+        (s.mailgw.eol_re.0.as_str(), s.mailgw.blankline_re.0.as_str()),
+        ("\\n", "\\n\\n+")
+    );
+    assert_eq!(s.server.password_default_scheme, Scheme::Bcrypt);
+    assert_eq!(s.server.bcrypt_cost, 9);
+    assert_eq!(s.server.python.as_deref(), Some("/usr/bin/python3.11"));
+    assert_eq!(s.server.detector_timeout_sec, 12);
     let p = s.hash_policy();
     assert_eq!(
         (p.scheme, p.pbkdf2_rounds, p.bcrypt_cost),
@@ -105,15 +132,15 @@ fn every_used_option_reaches_the_settings() {
 
 #[test]
 fn postgresql_options_reach_the_settings() {
-    use roundup_xmlrpc::tracker::config::Backend;
+    use roundup_xmlrpc::config::Backend;
     let s = settings(
         "[rdbms]\nbackend = postgresql\nname = trk\nhost = /run/pg\nport = 5433\nuser = rt\n\
          password = pw\nservice = svc\ntemplate = template0\nsslmode = verify-ca\n\
          sslrootcert = ca.crt\nsslcert = c.crt\nsslkey = c.key\nconnect_timeout = 3\n\
          pool_size = 6\n",
     );
-    assert_eq!(s.backend, Backend::Postgresql);
-    let pg = &s.postgresql;
+    assert_eq!(s.rdbms.backend, Backend::Postgresql);
+    let pg = &s.rdbms.postgresql;
     assert_eq!(
         (
             pg.name.as_deref(),
@@ -335,6 +362,9 @@ fn readme_tables_match_the_audit() {
             ("nosy", "messages_to_author"),
             ("nosy", "add_author"),
             ("nosy", "add_recipients"),
+            ("mailgw", "keep_quoted_text"),
+            ("mailgw", "eol_re"),
+            ("mailgw", "blankline_re"),
             ("xmlrpc_server", "password_default_scheme"),
             ("xmlrpc_server", "bcrypt_cost"),
             ("xmlrpc_server", "trusted_proxies"),
@@ -342,6 +372,13 @@ fn readme_tables_match_the_audit() {
             ("xmlrpc_server", "max_connections"),
             ("xmlrpc_server", "max_request_bytes"),
             ("xmlrpc_server", "request_timeout_sec"),
+            ("xmlrpc_server", "request_deadline_sec"),
+            ("xmlrpc_server", "max_connections_per_address"),
+            ("xmlrpc_server", "max_body_bytes_in_flight"),
+            ("xmlrpc_server", "python"),
+            ("xmlrpc_server", "detector_timeout_sec"),
+            ("xmlrpc_server", "log_format"),
+            ("xmlrpc_server", "metrics_allow"),
         ])
     );
     assert_eq!(
@@ -361,5 +398,20 @@ fn readme_tables_match_the_audit() {
             ("nosy", "signature_position"),
             ("nosy", "max_attachment_size"),
         ])
+    );
+}
+
+#[test]
+fn a_mailgw_pattern_our_engine_cannot_compile_is_an_error() {
+    let e = parse_config(
+        "[mailgw]\neol_re = (?<=x)\\n\n",
+        Path::new("/t"),
+        "config.ini",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("config.ini: [mailgw] eol_re: \"(?<=x)\\n\": not a regular expression this server can use"),
+        "{e}"
     );
 }

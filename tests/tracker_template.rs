@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use roundup_xmlrpc::security::check::{CheckExpr, CompareOp, Operand};
-use roundup_xmlrpc::tracker::config::{load_config, MessagesToAuthor, NosyAdd, PasswordScheme};
-use roundup_xmlrpc::tracker::load::{load_initial_data, load_schema};
-use roundup_xmlrpc::tracker::schema::{ClassKind, PropType, Schema};
+use roundup_xmlrpc::auth::Scheme;
+use roundup_xmlrpc::config::{load_config, MessagesToAuthor, NosyAdd};
+use roundup_xmlrpc::schema::check::{CheckExpr, CompareOp, Operand};
+use roundup_xmlrpc::schema::initial_data::load_initial_data;
+use roundup_xmlrpc::schema::load_schema;
+use roundup_xmlrpc::schema::{ClassKind, PropType, Schema};
 
 fn template() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tracker-template")
@@ -280,8 +282,27 @@ fn roles_and_detectors() {
     );
     assert!(s.has_role("ADMIN"));
     let d = &s.detectors;
-    assert!(d.statusauditor && d.nosyreaction && d.messagesummary && d.userauditor);
+    let on: Vec<(&str, Vec<&str>)> = d
+        .builtins
+        .iter()
+        .map(|u| {
+            (
+                u.detector.key(),
+                u.classes.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        on,
+        vec![
+            ("statusauditor", vec!["issue"]),
+            ("nosyreaction", vec!["issue"]),
+            ("messagesummary", vec!["msg"]),
+            ("userauditor", vec!["user"]),
+        ]
+    );
     assert!(!d.chatting_requires_two_users);
+    assert!(d.python.is_empty());
 }
 
 #[test]
@@ -406,7 +427,7 @@ fn template_config_gives_roundup_defaults() {
     assert_eq!(c.nosy.messages_to_author, MessagesToAuthor::No);
     assert_eq!(c.nosy.add_author, NosyAdd::New);
     assert_eq!(c.nosy.add_recipients, NosyAdd::New);
-    assert_eq!(c.server.password_default_scheme, PasswordScheme::Pbkdf2S5);
+    assert_eq!(c.server.password_default_scheme, Scheme::Pbkdf2S5);
     assert_eq!(c.server.bcrypt_cost, 12);
     assert!(c.server.trusted_proxies.is_empty());
     assert_eq!(c.server.bind, None);

@@ -4,15 +4,14 @@
 //!
 //! The tracker is created once per process (in /dev/shm when available) and seeded
 //! with a few users, issues, messages and a query. Every fuzz input then runs one
-//! call exactly as the server does (`api::method(name)` and `(method.run)(ctx,
-//! params)` in a read or write transaction), as admin, as a User-role user or as
-//! anonymous, and drops the transaction without committing, so the database never
-//! grows. Errors are fine; panics are bugs.
+//! call exactly as the server does (through `api::Caller`, in a read or write
+//! transaction), as admin, as a User-role user or as anonymous, and rolls the
+//! transaction back (`Caller::rolled_back`), so the database never grows. Errors are fine; panics are bugs.
 //!
 //! Two input forms:
 //! * `A`, `U`, `N` or `B` (admin, alice [User], anonymous, bob [User,Anonymous])
 //!   followed by an XML-RPC `<methodCall>` document: decoded with
-//!   `xmlrpc::decode_request` and run through `dispatch::dispatch` (so
+//!   `xmlrpc::decode_request` and run through `Caller::dispatch` (so
 //!   `system.multicall` too), as the server does. The seed corpus uses this form.
 //! * anything else: the bytes drive a generator (`arbitrary::Unstructured`) that
 //!   picks the user, the method and its params from the schema's class and property
@@ -27,14 +26,13 @@
 
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use roundup_xmlrpc::api;
+use roundup_xmlrpc::api::{self, Caller};
 use roundup_xmlrpc::api::args::props_from_args;
-use roundup_xmlrpc::dispatch::{self, Methods};
 use roundup_xmlrpc::error::Error;
-use roundup_xmlrpc::items::Ctx;
 use roundup_xmlrpc::security::UserCtx;
-use roundup_xmlrpc::tracker::{init, Tracker};
-use roundup_xmlrpc::xmlrpc::{decode_request, encode_fault, encode_response, Fault, Limits, Value};
+use roundup_xmlrpc::admin::init;
+use roundup_xmlrpc::tracker::Tracker;
+use roundup_xmlrpc::xmlrpc::{decode_request, encode_fault, encode_response, Limits, Value};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -50,35 +48,26 @@ struct World {
 
 static WORLD: OnceLock<World> = OnceLock::new();
 
-/// Runs one method as `user` the way the server's `TrackerMethods::run` does, in a
-/// transaction that is rolled back unless `commit` (used only for seeding).
+/// Runs one method as `user` through `api::Caller`, as the server does, in a
+/// transaction that is rolled back (`write` runs a reading method in a write
+/// transaction too).
 fn call(
     tracker: &Tracker,
     user: &UserCtx,
     name: &str,
     params: &[Value],
     write: bool,
-    commit: bool,
 ) -> Result<Value, Error> {
-    let Some(method) = api::method(name) else {
-        return Err(Error::Exception(format!(
-            "method \"{name}\" is not supported"
-        )));
-    };
-    let store = &tracker.store;
-    let mut tx = if write || method.writes {
-        store.write()?
-    } else {
-        store.read()?
-    };
-    let value = {
-        let mut ctx = Ctx::new(&mut *tx, tracker, user);
-        (method.run)(&mut ctx, params)?
-    };
-    if commit {
-        tx.commit()?;
+    let mut caller = Caller::new(tracker, user).rolled_back();
+    match api::method(name) {
+        Some(method) if write => caller.transaction(true, |ctx| (method.run)(ctx, params)),
+        _ => caller.run(name, params),
     }
-    Ok(value)
+}
+
+/// Runs one method as `user` and commits it (for seeding).
+fn seed(tracker: &Tracker, user: &UserCtx, name: &str, params: &[Value]) -> Result<Value, Error> {
+    Caller::new(tracker, user).run(name, params)
 }
 
 fn s(x: &str) -> Value {
@@ -129,7 +118,7 @@ fn setup() -> World {
     let mk = |class: &str, props: &[&str]| -> String {
         let mut params = vec![s(class)];
         params.extend(props.iter().map(|p| s(p)));
-        match call(&tracker, &admin, "create", &params, true, true) {
+        match seed(&tracker, &admin, "create", &params) {
             Ok(Value::String(id)) => id,
             other => panic!("seeding {class} {props:?}: {other:?}"),
         }
@@ -199,13 +188,11 @@ fn setup() -> World {
     );
     mk("issue", &["title=third", "status=resolved"]);
     let retired = mk("issue", &["title=retired one"]);
-    call(
+    seed(
         &tracker,
         &admin,
         "action",
         &[s("retire"), s(&format!("issue{retired}"))],
-        true,
-        true,
     )
     .expect("retire");
 
@@ -603,14 +590,9 @@ fn one_input(u: &mut Unstructured<'_>, w: &World) -> AResult<()> {
         };
         let args = prop_args(u, w)?;
         let write: bool = u.arbitrary()?;
-        let mut tx = if write {
-            tracker.store.write()
-        } else {
-            tracker.store.read()
-        }
-        .expect("transaction");
-        let mut ctx = Ctx::new(&mut *tx, tracker, user);
-        let result = props_from_args(&mut ctx, &class, &args, itemid);
+        let result = Caller::new(tracker, user)
+            .rolled_back()
+            .transaction(write, |ctx| props_from_args(ctx, &class, &args, itemid));
         if w.trace {
             eprintln!(
                 "[{}] props_from_args({cn}, {args:?}, {itemid:?}) -> {:?}",
@@ -686,7 +668,7 @@ fn one_input(u: &mut Unstructured<'_>, w: &World) -> AResult<()> {
         _ => {}
     }
     let write: bool = u.arbitrary()?;
-    let result = call(tracker, user, name, &params, write, false);
+    let result = call(tracker, user, name, &params, write);
     if w.trace {
         eprintln!("[{}] {name}{params:?} -> {result:?}", user.username);
     }
@@ -694,32 +676,6 @@ fn one_input(u: &mut Unstructured<'_>, w: &World) -> AResult<()> {
         let _ = encode_fault(&e.to_fault());
     }
     Ok(())
-}
-
-/// The server's method table for one user, except that nothing is committed.
-struct RolledBack<'a> {
-    tracker: &'a Tracker,
-    user: &'a UserCtx,
-    trace: bool,
-}
-
-impl Methods for RolledBack<'_> {
-    fn call(&mut self, name: &str, params: &[Value]) -> Result<Value, Fault> {
-        let result = call(self.tracker, self.user, name, params, false, false);
-        if self.trace {
-            eprintln!("[{}] {name}{params:?} -> {result:?}", self.user.username);
-        }
-        result.map_err(|e| e.to_fault())
-    }
-    fn names(&self) -> Vec<&'static str> {
-        api::METHODS.iter().map(|m| m.name).collect()
-    }
-    fn help(&self, name: &str) -> Option<&'static str> {
-        api::method(name).map(|m| m.help)
-    }
-    fn signature(&self, name: &str) -> Option<&'static [&'static str]> {
-        api::method(name).map(|m| m.signature)
-    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -734,12 +690,12 @@ fuzz_target!(|data: &[u8]| {
             _ => 3,
         }];
         if let Ok(call) = decode_request(&data[1..], &Limits::default()) {
-            let mut methods = RolledBack {
-                tracker: &w.tracker,
-                user,
-                trace: w.trace,
-            };
-            match dispatch::dispatch(&mut methods, &call) {
+            let mut caller = Caller::new(&w.tracker, user).rolled_back();
+            let outcome = caller.dispatch(&call);
+            if w.trace {
+                eprintln!("[{}] {call:?} -> {outcome:?}", user.username);
+            }
+            match outcome {
                 Ok(v) => drop(encode_response(&v)),
                 Err(f) => drop(encode_fault(&f)),
             }

@@ -4,9 +4,9 @@
 use crate::error::{Error, Result};
 use crate::hyperdb::{Date, Interval, Tz};
 use crate::items::{Changes, Ctx, PropMap};
+use crate::schema::{ClassDef, ClassKind, PropType};
 use crate::store::pyrepr::{float_repr, str_repr};
 use crate::store::{Id, Multilinks, PropValue};
-use crate::tracker::schema::{ClassDef, ClassKind, PropType};
 use crate::xmlrpc::Value;
 
 /// Python's `str()` of a value, for messages that interpolate client values.
@@ -122,7 +122,7 @@ pub fn parse_id(text: &str) -> Option<Id> {
 
 /// The time zone for Date input: the user's `timezone`, else the tracker's.
 pub fn user_tz(ctx: &mut Ctx<'_>) -> Tz {
-    let tracker_tz = Tz::from_roundup_str(&ctx.tracker.settings.timezone).unwrap_or_default();
+    let tracker_tz = Tz::from_roundup_str(&ctx.tracker.settings.main.timezone).unwrap_or_default();
     let Some(users) = ctx.tracker.schema.class("user") else {
         return tracker_tz;
     };

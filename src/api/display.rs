@@ -4,8 +4,8 @@ use super::args::{arity, parse_id, prop_type, py_str, split_designator};
 use super::values::{encode, password_struct, BoolAs};
 use crate::error::{Error, Result};
 use crate::items::Ctx;
+use crate::schema::{ClassDef, ClassKind};
 use crate::store::{Multilinks, PropValue};
-use crate::tracker::schema::{ClassDef, ClassKind};
 use crate::xmlrpc::Value;
 
 /// The text Roundup shows for FileClass content (reference §2.3).

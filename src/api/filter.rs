@@ -6,9 +6,9 @@ use super::args::{arity, class_arg, py_str, user_tz};
 use crate::error::{Error, Result};
 use crate::hyperdb::{parse_date_filter, parse_interval_filter, Date, DateRange, Interval, Tz};
 use crate::items::Ctx;
+use crate::schema::{ClassDef, PropType, Schema};
 use crate::store::filter::{DateAlt, IdExpr, Scalar};
 use crate::store::{Cond, FilterQuery, Id, SortKey};
-use crate::tracker::schema::{ClassDef, PropType, Schema};
 use crate::xmlrpc::Value;
 
 /// Longest property path (`a.b.c`) accepted in a filterspec key or sort
@@ -33,7 +33,6 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     let cn = class_arg(&params[0]);
     let class = ctx.class(&cn)?.clone();
     let tracker = ctx.tracker;
-    let schema = &tracker.schema;
     let spec = match &params[2] {
         Value::Struct(members) => members,
         other => {
@@ -61,9 +60,6 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
         if !sortattr.iter().any(|(_, p)| p == &prop) {
             sortattr.push((dir, prop));
         }
-    }
-    if !sortattr.iter().any(|(_, p)| p == "id") {
-        sortattr.push((false, "id".into()));
     }
     // Roundup iterates `search_matches` as Python does: a list's items, a
     // string's characters, a struct's keys, a Binary's byte values.
@@ -102,35 +98,7 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     if search_matches.as_ref().is_some_and(|ids| ids.is_empty()) {
         return Ok(Value::Array(Vec::new()));
     }
-    let tz = user_tz(ctx);
-    let mut conds = Vec::new();
-    for (key, value) in allowed {
-        if matches!(value, Value::Array(v) if v.len() > MAX_LIST_VALUES) {
-            return Err(Error::ValueError(format!(
-                "filter value for {key} has more than {MAX_LIST_VALUES} items"
-            )));
-        }
-        let path: Vec<&str> = key.split('.').collect();
-        conds.push(path_cond(
-            schema,
-            &class,
-            &path,
-            value,
-            ctx.user.id,
-            tz,
-            ctx.now,
-        )?);
-    }
-    let sort_keys = sortattr
-        .into_iter()
-        .filter_map(|(desc, prop)| sort_key(schema, &class, &prop, desc))
-        .collect();
-    let query = FilterQuery {
-        search_matches,
-        conds,
-        sort: sort_keys,
-    };
-    let ids = ctx.tx.filter(&class, &query)?;
+    let ids = query(ctx, &class, &allowed, sortattr, search_matches, Vec::new())?;
     let visible = if tracker.security.has_unchecked(ctx.user, "View", &cn) {
         ids
     } else {
@@ -155,6 +123,54 @@ pub fn filter(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
             .map(|i| Value::String(i.to_string()))
             .collect(),
     ))
+}
+
+/// Roundup's `Class.filter` without permission checks: the ids of the non-retired
+/// items of `class` matching every `(property path, value)` of `spec` and the
+/// `extra` conditions, among `search_matches` when given, sorted by `sortattr`
+/// (`(descending, property path)`, `id` added last). Python detectors' `filter`
+/// runs through here too.
+pub(crate) fn query(
+    ctx: &mut Ctx<'_>,
+    class: &ClassDef,
+    spec: &[&(String, Value)],
+    mut sortattr: Vec<(bool, String)>,
+    search_matches: Option<Vec<Id>>,
+    extra: Vec<Cond>,
+) -> Result<Vec<Id>> {
+    let schema = &ctx.tracker.schema;
+    if !sortattr.iter().any(|(_, p)| p == "id") {
+        sortattr.push((false, "id".into()));
+    }
+    let tz = user_tz(ctx);
+    let mut conds = extra;
+    for (key, value) in spec {
+        if matches!(value, Value::Array(v) if v.len() > MAX_LIST_VALUES) {
+            return Err(Error::ValueError(format!(
+                "filter value for {key} has more than {MAX_LIST_VALUES} items"
+            )));
+        }
+        let path: Vec<&str> = key.split('.').collect();
+        conds.push(path_cond(
+            schema,
+            class,
+            &path,
+            value,
+            ctx.user.id,
+            tz,
+            ctx.now,
+        )?);
+    }
+    let sort_keys = sortattr
+        .into_iter()
+        .filter_map(|(desc, prop)| sort_key(schema, class, &prop, desc))
+        .collect();
+    let query = FilterQuery {
+        search_matches,
+        conds,
+        sort: sort_keys,
+    };
+    Ok(ctx.tx.filter(class, &query)?)
 }
 
 /// Parses a sort or group argument: an array of `[direction, property]` pairs.

@@ -4,7 +4,7 @@ use super::args::{arity, class_arg, py_str};
 use super::values::{encode, BoolAs};
 use crate::error::{Error, Result};
 use crate::items::Ctx;
-use crate::tracker::schema::ClassKind;
+use crate::schema::ClassKind;
 use crate::xmlrpc::Value;
 
 /// The property (default: the label property) of every non-retired item the

@@ -1,17 +1,26 @@
 //! The Roundup XML-RPC methods, one file each, with the argument parsing and value
 //! encoding they share. Each method takes the call context and the raw params and
 //! answers as Roundup 2.6's `roundup/xmlrpc.py` does (reference §2).
+//!
+//! [`METHODS`] is the one method table; [`call`] and [`Caller`] ([`run`]) are the
+//! one way to run a method (in its transaction, as a user); [`dispatch`] adds the
+//! `system.*` methods (multicall and introspection).
 
 pub mod action;
 pub mod args;
 pub mod create;
+pub mod dispatch;
 pub mod display;
 pub mod filter;
 pub mod list;
 pub mod lookup;
+pub mod pydb;
+pub mod run;
 pub mod schema;
 pub mod set;
 pub mod values;
+
+pub use run::{call, Caller};
 
 use crate::error::Result;
 use crate::items::Ctx;

@@ -10,24 +10,26 @@
 //! compared in constant time. The cache holds successes only; failures must not be
 //! inserted.
 //!
-//! Size is bounded: when full, expired entries are dropped first, then the oldest
-//! (an O(capacity) scan, only on inserts into a full cache). All methods take `&self`
-//! and are safe to call from many threads (an `RwLock`; checks share the lock).
+//! Size is bounded by [`quick_cache`] (a concurrent cache with CLOCK-PRO eviction:
+//! entries checked again stay, one-off ones go first); expiry is checked on every
+//! lookup, and an expired entry is removed when found. All methods take `&self` and
+//! are safe to call from many threads.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use rand::rngs::OsRng;
-use rand::RngCore;
+use quick_cache::sync::Cache;
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
+use rand::Rng;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// One cached success.
+#[derive(Clone, Copy)]
 struct Entry {
     /// MAC over (username, stored hash, password).
     verifier: [u8; 32],
@@ -39,12 +41,12 @@ struct Entry {
 pub struct CredentialCache {
     /// HMAC keyed with the per-process secret, cloned for each computation.
     mac: HmacSha256,
+    /// Index MAC → entry; `None` when caching is disabled.
+    entries: Option<Cache<[u8; 32], Entry>>,
     /// Maximum number of entries; 0 disables the cache.
     capacity: usize,
     /// How long an entry stays valid.
     ttl: Duration,
-    /// Index MAC → entry.
-    entries: RwLock<HashMap<[u8; 32], Entry>>,
 }
 
 impl fmt::Debug for CredentialCache {
@@ -62,12 +64,13 @@ impl CredentialCache {
     /// random key. `capacity` 0 or a zero `ttl` disables caching.
     pub fn new(capacity: usize, ttl: Duration) -> Self {
         let mut secret = [0u8; 64];
-        OsRng.fill_bytes(&mut secret);
+        UnwrapErr(SysRng).fill_bytes(&mut secret);
+        let enabled = capacity > 0 && !ttl.is_zero();
         CredentialCache {
             mac: HmacSha256::new(&secret.into()),
+            entries: enabled.then(|| Cache::new(capacity)),
             capacity,
             ttl,
-            entries: RwLock::new(HashMap::new()),
         }
     }
 
@@ -103,15 +106,20 @@ impl CredentialCache {
         stored_hash: &str,
         now: Instant,
     ) -> bool {
-        if self.capacity == 0 || self.ttl.is_zero() {
+        let Some(entries) = &self.entries else {
             return false;
-        }
+        };
         let (index, verifier) = self.keys(username, password, stored_hash);
-        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         match entries.get(&index) {
             Some(e) => {
                 let fresh = now.saturating_duration_since(e.inserted) < self.ttl;
                 let same: bool = e.verifier.ct_eq(&verifier).into();
+                if !fresh {
+                    // Only if it is still the expired entry (not one just re-inserted).
+                    entries.remove_if(&index, |e| {
+                        now.saturating_duration_since(e.inserted) >= self.ttl
+                    });
+                }
                 fresh & same
             }
             None => false,
@@ -125,24 +133,10 @@ impl CredentialCache {
 
     /// [`insert`](Self::insert) with an explicit clock (for tests).
     pub fn insert_at(&self, username: &str, password: &str, stored_hash: &str, now: Instant) {
-        if self.capacity == 0 || self.ttl.is_zero() {
+        let Some(entries) = &self.entries else {
             return;
-        }
+        };
         let (index, verifier) = self.keys(username, password, stored_hash);
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.capacity && !entries.contains_key(&index) {
-            let ttl = self.ttl;
-            entries.retain(|_, e| now.saturating_duration_since(e.inserted) < ttl);
-            if entries.len() >= self.capacity {
-                let oldest = entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.inserted)
-                    .map(|(k, _)| *k);
-                if let Some(k) = oldest {
-                    entries.remove(&k);
-                }
-            }
-        }
         entries.insert(
             index,
             Entry {
@@ -154,18 +148,14 @@ impl CredentialCache {
 
     /// Forgets every entry (e.g. after a configuration reload).
     pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        if let Some(entries) = &self.entries {
+            entries.clear();
+        }
     }
 
     /// Number of entries held, expired ones included until they are pruned.
     pub fn len(&self) -> usize {
-        self.entries
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.entries.as_ref().map_or(0, Cache::len)
     }
 
     /// True when no entry is held.

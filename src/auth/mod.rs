@@ -5,12 +5,12 @@
 //! * [`password`] implements Roundup's `{SCHEME}data` password storage
 //!   ([`verify`], [`hash`], [`from_input`], [`needs_migration`]), interoperable with
 //!   Python Roundup, plus our `{BCRYPT}` extension; [`HashPolicy`] is a tracker's
-//!   configured scheme and work factors.
+//!   configured scheme and work factors; [`crypt`] is crypt(3) for its `{crypt}`.
 //! * [`cache`] remembers successful verifications ([`CredentialCache`]) so that
 //!   PBKDF2 is not paid on every request.
 //! * [`limiter`] is Roundup's failed-login limiter ([`LoginLimiter`], GCRA).
 //!
-//! Intended flow for one request (`App::login` in `app.rs`): parse the header; for
+//! Intended flow for one request (`App::login` in `app/login.rs`): parse the header; for
 //! `Basic` credentials call [`LoginLimiter::check`] (refuse with 429 on `Err`); look
 //! the user up; check the cache, else [`verify`] — against a dummy hash when there
 //! is no such user, so that both cost one hash — (on success insert into the cache,
@@ -19,6 +19,7 @@
 
 pub mod basic;
 pub mod cache;
+pub mod crypt;
 pub mod limiter;
 pub mod password;
 

@@ -23,9 +23,9 @@
 //! * Base64 in stored hashes is decoded strictly (Python silently skips characters
 //!   outside the alphabet); such a hash gives an error instead of a mismatch.
 //! * `crypt` is always available (Python 3.13 dropped its `crypt` module). DES,
-//!   MD5-, SHA-256-, SHA-512-, SHA1-, BSDi-crypt and bcrypt hashes are supported (via
-//!   the `crypt3_rs` crate, an updated pure-Rust fork of `pwhash`); other libxcrypt
-//!   formats such as yescrypt (`$y$`) give [`PasswordError::UnsupportedCrypt`].
+//!   MD5-, SHA-256-, SHA-512-, SHA1-, BSDi-crypt and bcrypt hashes are supported (see
+//!   [`super::crypt`]); other libxcrypt formats such as yescrypt (`$y$`) give
+//!   [`PasswordError::UnsupportedCrypt`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -35,8 +35,9 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use md5::Md5;
-use rand::rngs::OsRng;
-use rand::{Rng, RngCore};
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
+use rand::{Rng, RngExt};
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
@@ -440,33 +441,19 @@ fn check_crypt_cost(data: &str) -> Result<(), PasswordError> {
 
 fn verify_crypt(data: &str, pw: &[u8]) -> Result<bool, PasswordError> {
     check_crypt_cost(data)?;
+    if ["$2a$", "$2b$", "$2y$"].iter().any(|p| data.starts_with(p)) {
+        return Ok(super::crypt::bcrypt_matches(pw, data));
+    }
     // Roundup: crypt.crypt(candidate, stored) == stored. An invalid salt makes
     // crypt(3) fail ("*0"), which never equals the stored string.
-    Ok(crypt3(pw, data).is_some_and(|computed| ct_str_eq(&computed, data)))
+    Ok(super::crypt::crypt(pw, data).is_some_and(|computed| ct_str_eq(&computed, data)))
 }
 
-/// crypt(3) with the stored string as setting; `None` where crypt(3) would fail.
-///
-/// Dispatches by prefix itself: `crypt3_rs::unix::crypt` rejects SHA-crypt hashes
-/// without an explicit `rounds=` (its length check assumes one), e.g. `$6$salt$…`.
-#[allow(deprecated)] // the legacy algorithms are deprecated in crypt3_rs
-fn crypt3(pw: &[u8], data: &str) -> Option<String> {
-    use crypt3_rs::crypt;
-    let computed = if data.starts_with('_') {
-        crypt::bsdi::hash_with(data, pw)
-    } else if let Some(rest) = data.strip_prefix('$') {
-        match rest.split('$').next() {
-            Some("1") => crypt::md5::hash_with(data, pw),
-            Some("2a" | "2b" | "2y") => crypt::bcrypt::hash_with(data, pw),
-            Some("sha1") => crypt::sha1::hash_with(data, pw),
-            Some("5") => crypt::sha256::hash_with(data, pw),
-            Some("6") => crypt::sha512::hash_with(data, pw),
-            _ => return None,
-        }
-    } else {
-        crypt::unix::hash_with(data, pw)
-    };
-    computed.ok().map(|h| h.as_str().to_owned())
+/// The operating system's random number generator: salts come straight from it
+/// (Roundup's from the `secrets` module). A failure to read it panics: there is no
+/// safe way to go on without randomness.
+fn os_rng() -> UnwrapErr<SysRng> {
+    UnwrapErr(SysRng)
 }
 
 /// Hashes `plaintext` with `scheme` and a fresh random salt, returning `{SCHEME}data`
@@ -488,26 +475,26 @@ fn hash_with(scheme: Scheme, plaintext: &str, pbkdf2_rounds: u32, bcrypt_cost: u
         Scheme::Pbkdf2S5 | Scheme::Pbkdf2 => {
             let rounds = pbkdf2_rounds.clamp(MIN_PBKDF2_ROUNDS, MAX_PBKDF2_ROUNDS);
             let mut salt = [0u8; PBKDF2_SALT_LEN];
-            OsRng.fill_bytes(&mut salt);
+            os_rng().fill_bytes(&mut salt);
             let digest = pbkdf2_digest(scheme, pw, &salt, rounds);
             format!("{rounds}${}${}", h64_encode(&salt), h64_encode(&digest))
         }
         Scheme::Ssha => {
             // Roundup: randbelow(52 - 36) + 36 bytes.
-            let mut salt = vec![0u8; OsRng.gen_range(36..52)];
-            OsRng.fill_bytes(&mut salt);
+            let mut rng = os_rng();
+            let mut salt = vec![0u8; rng.random_range(36..52)];
+            rng.fill_bytes(&mut salt);
             ssha(pw, &salt)
         }
         Scheme::Sha => hex(&Sha1::digest(pw)),
         Scheme::Md5 => hex(&Md5::digest(pw)),
         Scheme::Crypt => {
+            let mut rng = os_rng();
             let salt: String = (0..2)
-                .map(|_| char::from(CRYPT_SALT_CHARS[OsRng.gen_range(0..CRYPT_SALT_CHARS.len())]))
+                .map(|_| char::from(CRYPT_SALT_CHARS[rng.random_range(0..CRYPT_SALT_CHARS.len())]))
                 .collect();
-            #[allow(deprecated)] // DES crypt is deprecated, but it is what Roundup writes.
-            let h = crypt3_rs::crypt::unix::hash_with(&salt, pw)
-                .expect("salt drawn from the crypt alphabet");
-            h.as_str().to_owned()
+            // Traditional DES, what Roundup writes (weak: prefer another scheme).
+            super::crypt::des_crypt(pw, &salt).expect("salt drawn from the crypt alphabet")
         }
         Scheme::Plaintext => plaintext.to_owned(),
         Scheme::Bcrypt => bcrypt::hash(pw, bcrypt_cost.clamp(MIN_BCRYPT_COST, MAX_BCRYPT_COST))

@@ -9,11 +9,11 @@
 //! (`2020-01-31 + 1m` = `2020-03-02`).
 
 use super::interval::Interval;
-use super::pycompat::{ascii_digits, compile, digits_i64, py_repr, py_strip, WS};
+use super::pycompat::{ascii_digits, cap, compile, digits_i64, py_repr, py_strip, WS};
 use super::tz::{Tz, TzError};
-use regex::{Captures, Regex};
+use regex::Regex;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::LazyLock;
 use thiserror::Error;
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -232,16 +232,7 @@ impl Fields {
         let b = other.timegm_int() as f64 + other.sf;
         let diff = (a - b).trunc() as i64;
         let sign = if diff > 0 { 1 } else { -1 };
-        let diff = diff.unsigned_abs();
-        Interval::from_parts_unchecked(
-            sign,
-            0,
-            0,
-            (diff / 86_400) as i64,
-            ((diff / 3600) % 24) as i64,
-            ((diff / 60) % 60) as i64,
-            (diff % 60) as i64,
-        )
+        Interval::from_sign_and_seconds(sign, diff.unsigned_abs())
     }
 
     /// Final conversion to a [`Date`]; the float seconds are rounded as `%06.3f` does.
@@ -291,31 +282,22 @@ fn round_ms(s: i64, sf: f64) -> i64 {
 // ---------------------------------------------------------------------------------
 // Regular expressions (Python's, transcribed; see pycompat for \s and $).
 
-fn serialised_re() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| compile(r"^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d?(\.\d+)?)"))
-}
+static SERIALISED_RE: LazyLock<Regex> =
+    LazyLock::new(|| compile(r"^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d?(\.\d+)?)"));
 
-fn date_re() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        compile(&format!(
-            concat!(
-                r"^((?P<y>\d\d\d\d)([/-](?P<m>\d\d?)([/-](?P<d>\d\d?))?)?",
-                r"|(?P<a>\d\d?)[/-](?P<b>\d\d?))?",
-                r"(?P<n>[.T])?",
-                r"(((?P<H>\d?\d):(?P<M>\d\d))?(:(?P<S>\d\d?(\.\d+)?))?)?",
-                r"(?:(?P<tz>[{ws}]?[+-]\d{{4}})|(?P<o>[\d{ws}mywd\-+]+))?",
-                r"\n?\z"
-            ),
-            ws = WS
-        ))
-    })
-}
-
-fn cap<'a>(c: &Captures<'a>, name: &str) -> Option<&'a str> {
-    c.name(name).map(|m| m.as_str())
-}
+static DATE_RE: LazyLock<Regex> = LazyLock::new(|| {
+    compile(&format!(
+        concat!(
+            r"^((?P<y>\d\d\d\d)([/-](?P<m>\d\d?)([/-](?P<d>\d\d?))?)?",
+            r"|(?P<a>\d\d?)[/-](?P<b>\d\d?))?",
+            r"(?P<n>[.T])?",
+            r"(((?P<H>\d?\d):(?P<M>\d\d))?(:(?P<S>\d\d?(\.\d+)?))?)?",
+            r"(?:(?P<tz>[{ws}]?[+-]\d{{4}})|(?P<o>[\d{ws}mywd\-+]+))?",
+            r"\n?\z"
+        ),
+        ws = WS
+    ))
+});
 
 /// `int()` of a short all-digit capture (at most 4 digits: cannot overflow).
 fn small_int(s: &str) -> i64 {
@@ -326,7 +308,7 @@ fn small_int(s: &str) -> i64 {
 /// Roundup accepts out-of-range fields here and stores garbage; we reject them with
 /// `datetime`'s messages instead.
 fn serialised_fields(spec: &str) -> Option<Result<Fields, DateError>> {
-    let c = serialised_re().captures(spec)?;
+    let c = SERIALISED_RE.captures(spec)?;
     let g = |i: usize| c.get(i).map(|m| m.as_str()).unwrap_or("0");
     let (y, mo, d, h, mi) = (
         small_int(g(1)),
@@ -359,7 +341,7 @@ pub(crate) fn set_fields(
     if let Some(r) = serialised_fields(spec) {
         return r;
     }
-    let Some(c) = date_re().captures(spec) else {
+    let Some(c) = DATE_RE.captures(spec) else {
         return Err(DateError::NotADateSpec(spec.to_string()));
     };
 

@@ -6,12 +6,12 @@
 //! [`Interval::as_seconds`], as Python's comparison operators do.
 
 use super::date::{set_fields, Date, DateError, Fields};
-use super::pycompat::{compile, digits_i64, WS};
+use super::pycompat::{cap, compile, digits_i64, WS};
 use super::tz::Tz;
-use regex::{Captures, Regex};
+use regex::Regex;
 use std::cmp::Ordering;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::LazyLock;
 use thiserror::Error;
 
 /// A Roundup interval: a sign and un-normalised year, month, day, hour, minute and
@@ -59,37 +59,27 @@ impl IntervalError {
     }
 }
 
-fn serialised_re() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        compile(concat!(
-            r"^(?P<s>[+-])?1?(?P<y>([ ]{3}\d|\d{4}))(?P<m>\d{2})(?P<d>\d{2})",
-            r"(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})"
-        ))
-    })
-}
+static SERIALISED_RE: LazyLock<Regex> = LazyLock::new(|| {
+    compile(concat!(
+        r"^(?P<s>[+-])?1?(?P<y>([ ]{3}\d|\d{4}))(?P<m>\d{2})(?P<d>\d{2})",
+        r"(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})"
+    ))
+});
 
-fn interval_re() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        compile(&format!(
-            concat!(
-                r"^[{ws}]*(?P<s>[-+])?",
-                r"[{ws}]*((?P<y>\d+[{ws}]*)y)?",
-                r"[{ws}]*((?P<m>\d+[{ws}]*)m)?",
-                r"[{ws}]*((?P<w>\d+[{ws}]*)w)?",
-                r"[{ws}]*((?P<d>\d+[{ws}]*)d)?",
-                r"[{ws}]*(((?P<H>\d+):(?P<M>\d+))?(:(?P<S>\d+))?)?",
-                r"[{ws}]*(?P<D>(\d\d\d\d[/-])?(\d\d?)?[/-](\d\d?)?\.?(\d?\d:\d\d)?(:\d\d)?)?"
-            ),
-            ws = WS
-        ))
-    })
-}
-
-fn cap<'a>(c: &Captures<'a>, name: &str) -> Option<&'a str> {
-    c.name(name).map(|m| m.as_str())
-}
+static INTERVAL_RE: LazyLock<Regex> = LazyLock::new(|| {
+    compile(&format!(
+        concat!(
+            r"^[{ws}]*(?P<s>[-+])?",
+            r"[{ws}]*((?P<y>\d+[{ws}]*)y)?",
+            r"[{ws}]*((?P<m>\d+[{ws}]*)m)?",
+            r"[{ws}]*((?P<w>\d+[{ws}]*)w)?",
+            r"[{ws}]*((?P<d>\d+[{ws}]*)d)?",
+            r"[{ws}]*(((?P<H>\d+):(?P<M>\d+))?(:(?P<S>\d+))?)?",
+            r"[{ws}]*(?P<D>(\d\d\d\d[/-])?(\d\d?)?[/-](\d\d?)?\.?(\d?\d:\d\d)?(:\d\d)?)?"
+        ),
+        ws = WS
+    ))
+});
 
 /// `Interval.set(spec, allowdate, add_granularity)`.
 pub(crate) fn parse_impl(
@@ -98,9 +88,9 @@ pub(crate) fn parse_impl(
     add_granularity: bool,
     now: &Date,
 ) -> Result<Interval, IntervalError> {
-    let (c, allowdate) = match serialised_re().captures(spec) {
+    let (c, allowdate) = match SERIALISED_RE.captures(spec) {
         Some(c) => (c, false),
-        None => match interval_re().captures(spec) {
+        None => match INTERVAL_RE.captures(spec) {
             Some(c) => (c, allowdate),
             None => return Err(IntervalError::NotAnIntervalOrDateSpec(spec.to_string())),
         },
@@ -218,15 +208,19 @@ impl Interval {
     /// Roundup's `from_seconds`: days, hours, minutes and seconds from a signed count.
     pub fn from_seconds(seconds: i64) -> Interval {
         let sign = if seconds < 0 { -1 } else { 1 };
-        let v = seconds.unsigned_abs();
+        Interval::from_sign_and_seconds(sign, seconds.unsigned_abs())
+    }
+
+    /// `sign` and `seconds` as days, hours, minutes and seconds.
+    pub(crate) fn from_sign_and_seconds(sign: i8, seconds: u64) -> Interval {
         Interval::from_parts_unchecked(
             sign,
             0,
             0,
-            (v / 86_400) as i64,
-            ((v / 3600) % 24) as i64,
-            ((v / 60) % 60) as i64,
-            (v % 60) as i64,
+            (seconds / 86_400) as i64,
+            ((seconds / 3600) % 24) as i64,
+            ((seconds / 60) % 60) as i64,
+            (seconds % 60) as i64,
         )
     }
 

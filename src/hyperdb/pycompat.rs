@@ -202,6 +202,11 @@ pub(crate) fn digits_i64(s: &str) -> Option<i64> {
     }
 }
 
+/// The text of the named group `name` of `c`, if it matched.
+pub(crate) fn cap<'a>(c: &regex::Captures<'a>, name: &str) -> Option<&'a str> {
+    c.name(name).map(|m| m.as_str())
+}
+
 /// Compile one of the module's fixed regular expressions.
 pub(crate) fn compile(pattern: &str) -> Regex {
     match Regex::new(pattern) {

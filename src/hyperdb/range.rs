@@ -27,7 +27,7 @@ use super::interval::{parse_impl, IntervalError};
 use super::pycompat::{compile, py_strip};
 use super::tz::Tz;
 use regex::Regex;
-use std::sync::OnceLock;
+use std::sync::LazyLock;
 
 /// One alternative of a Date filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,20 +54,11 @@ pub struct IntervalRange {
     pub to: Option<i64>,
 }
 
-fn re_range() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| compile(r"(?i)^(?:from)?(.+?)?to(.+?)?\n?\z"))
-}
+static RE_RANGE: LazyLock<Regex> = LazyLock::new(|| compile(r"(?i)^(?:from)?(.+?)?to(.+?)?\n?\z"));
 
-fn re_range_no_to() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| compile(r"(?i)^from(.+)(.)?\n?\z"))
-}
+static RE_RANGE_NO_TO: LazyLock<Regex> = LazyLock::new(|| compile(r"(?i)^from(.+)(.)?\n?\z"));
 
-fn re_geek_range() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| compile(r"^(.+?)?;(.+?)?\n?\z"))
-}
+static RE_GEEK_RANGE: LazyLock<Regex> = LazyLock::new(|| compile(r"^(.+?)?;(.+?)?\n?\z"));
 
 /// How `Range.__init__` splits a spec.
 enum Split<'a> {
@@ -80,11 +71,11 @@ enum Split<'a> {
 fn split_range(spec: &str) -> Split<'_> {
     let stripped = py_strip(spec);
     let m = if spec.contains(';') {
-        re_geek_range().captures(stripped)
+        RE_GEEK_RANGE.captures(stripped)
     } else {
-        re_range()
+        RE_RANGE
             .captures(stripped)
-            .or_else(|| re_range_no_to().captures(stripped))
+            .or_else(|| RE_RANGE_NO_TO.captures(stripped))
     };
     match m {
         Some(c) => Split::Bounds(

@@ -7,13 +7,9 @@
 //! * Search permission (used by `filter` and `lookup`) counts only `View` and
 //!   `Search` grants without a check condition.
 
-pub mod check;
-
-pub use check::CheckExpr;
-
+use crate::schema::check::{CheckExpr, CompareOp, Operand};
+use crate::schema::{Grant, PropType, Schema};
 use crate::store::{Id, Multilinks, PropValue, Tx};
-use crate::tracker::schema::{Grant, PropType, Schema};
-use check::{CompareOp, Operand};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -178,8 +174,7 @@ impl Security {
         class: Option<&str>,
         prop: Option<&str>,
     ) -> bool {
-        self.candidates(user, perm, class)
-            .any(|g| g.check.is_none() && Self::matches_static(g, class, prop))
+        self.any_grant(user, perm, class, prop, true)
     }
 
     /// `hasPermission` for questions that never run a check (no item): class-level
@@ -191,8 +186,21 @@ impl Security {
         class: Option<&str>,
         prop: Option<&str>,
     ) -> bool {
+        self.any_grant(user, perm, class, prop, false)
+    }
+
+    /// True if one of the user's grants for `perm` matches `class.prop` without
+    /// running its check (only grants without a check when `unchecked_only`).
+    fn any_grant(
+        &self,
+        user: &UserCtx,
+        perm: &str,
+        class: Option<&str>,
+        prop: Option<&str>,
+        unchecked_only: bool,
+    ) -> bool {
         self.candidates(user, perm, class)
-            .any(|g| Self::matches_static(g, class, prop))
+            .any(|g| (!unchecked_only || g.check.is_none()) && Self::matches_static(g, class, prop))
     }
 
     /// True if the user holds `perm` on `class` through a grant without a check

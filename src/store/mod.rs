@@ -1,22 +1,29 @@
-//! Storage: the narrow interface the item layer and the API methods use, and its
-//! two implementations in Roundup 2.6's layouts: SQLite ([`sqlite`]) and
-//! PostgreSQL ([`postgres`]).
+//! Storage: the narrow interface the item layer and the API methods use ([`Store`],
+//! [`Tx`]), the filter model ([`filter`]), Python repr text as Roundup stores it
+//! ([`pyrepr`]) and a transaction bound to a call's deadline ([`WatchedTx`]). The
+//! backends implement it as sibling modules above this one (`sqlite` and
+//! `postgres`, Roundup 2.6's layouts), so that each stays its own room.
 //!
 //! Everything happens inside a [`Tx`]: a read snapshot or a write transaction.
 //! A write transaction covers one XML-RPC call (or one multicall sub-call); rows,
 //! journal entries and FileClass content files land together or not at all.
 
 pub mod filter;
-pub mod postgres;
 pub mod pyrepr;
-pub mod sqlite;
+pub mod watched;
 
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
-use crate::tracker::schema::ClassDef;
+use crate::schema::ClassDef;
 use std::collections::BTreeMap;
 
+pub use crate::deadline::Interrupter;
 pub use filter::{Cond, FilterQuery, SortKey};
+pub use watched::WatchedTx;
+
+/// The one area of the database directory where [`Tx::put_file_on_commit`] puts files:
+/// the mail outbox (`db/outbox/`).
+pub const OUTBOX_DIR: &str = "outbox";
 
 /// An item id. Roundup stores ids as SQL integers and shows them as strings.
 pub type Id = i64;
@@ -104,6 +111,22 @@ pub enum JournalFormat {
     Postgresql,
 }
 
+/// A journal entry as stored, for reading (Roundup's `getjournal` unmarshals
+/// `params` itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalRow {
+    /// The item the entry is about.
+    pub nodeid: Id,
+    /// When.
+    pub date: Date,
+    /// The acting user's id, as stored (text).
+    pub tag: String,
+    /// `create`, `set`, `link`, `unlink`, `retired`, `restored`.
+    pub action: String,
+    /// The params as stored (Python repr text).
+    pub params: String,
+}
+
 /// Storage failures. Constraint-like conditions the item layer must report to
 /// clients are checked before writing, so anything here is a server-side problem
 /// (or a read-only/full disk), reported as a fault without details of SQL.
@@ -113,8 +136,13 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL reported an error (or the connection failed mid-call).
-    #[error("database error: {0}")]
-    Postgres(#[from] postgres::PgError),
+    #[error("database error: {message}")]
+    Postgres {
+        /// The error as described by the backend.
+        message: String,
+        /// Its SQLSTATE, when the server reported one.
+        sqlstate: Option<String>,
+    },
     /// The database server cannot be reached (PostgreSQL down, refused, busy).
     #[error("{0}")]
     Unavailable(String),
@@ -146,6 +174,10 @@ pub enum StoreError {
         /// Why, in plain words.
         reason: String,
     },
+    /// The request's deadline passed: the transaction was stopped (a read through its
+    /// [`Interrupter`]) and is rolled back.
+    #[error("request deadline exceeded")]
+    Interrupted,
 }
 
 impl StoreError {
@@ -155,9 +187,8 @@ impl StoreError {
         use rusqlite::ErrorCode;
         match self {
             StoreError::NotWritable { .. } => true,
-            StoreError::Postgres(e) => {
-                e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
-            }
+            // read_only_sql_transaction (a standby, or default_transaction_read_only).
+            StoreError::Postgres { sqlstate, .. } => sqlstate.as_deref() == Some("25006"),
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
                 e.code == ErrorCode::ReadOnly
             }
@@ -189,6 +220,22 @@ pub trait Tx {
     fn filter(&mut self, class: &ClassDef, query: &FilterQuery) -> Result<Vec<Id>>;
     /// The content of a FileClass item, `None` if it has no content file.
     fn content(&mut self, class: &ClassDef, id: Id) -> Result<Option<Vec<u8>>>;
+    /// Every item's id, retired ones too, ascending, with its retired flag (for
+    /// Python detectors' `getnodeids()`). Backends without it refuse.
+    fn all_ids(&mut self, class: &ClassDef) -> Result<Vec<(Id, bool)>> {
+        let _ = class;
+        Err(StoreError::Incompatible(
+            "listing retired items is not supported by this backend".into(),
+        ))
+    }
+    /// The journal of an item, in date order (for Python detectors' `history()` and
+    /// `db.getjournal()`). Backends without it refuse.
+    fn journal_rows(&mut self, class: &ClassDef, id: Id) -> Result<Vec<JournalRow>> {
+        let _ = (class, id);
+        Err(StoreError::Incompatible(
+            "reading the journal is not supported by this backend".into(),
+        ))
+    }
 
     /// Allocates the next id of `class` (inside this transaction).
     fn new_id(&mut self, class: &ClassDef) -> Result<Id>;
@@ -229,6 +276,13 @@ pub trait Tx {
     fn index_text(&mut self, class: &ClassDef, id: Id, prop: &str, text: &str) -> Result<()>;
     /// Commits the transaction and then moves staged files into place.
     fn commit(self: Box<Self>) -> Result<()>;
+    /// For a read transaction, a handle that interrupts the statement it is running,
+    /// from another thread, when the request's deadline passes (the statement then
+    /// fails). `None` for write transactions, which are never interrupted: they run
+    /// to the deadline check before their commit.
+    fn interrupter(&self) -> Option<Interrupter> {
+        None
+    }
 
     /// How old values are written into journal params (see [`JournalFormat`]).
     fn journal_format(&self) -> JournalFormat {

@@ -407,7 +407,7 @@ pub struct StoredClass {
 
 impl StoredClass {
     /// True when `class` has the same key and the same set of `(prop, repr)`.
-    pub fn same_as(&self, class: &crate::tracker::schema::ClassDef) -> bool {
+    pub fn same_as(&self, class: &crate::schema::ClassDef) -> bool {
         if self.key != class.key.clone().unwrap_or_default() {
             return false;
         }

@@ -21,7 +21,7 @@
 //!
 //! # Errors and fault codes
 //!
-//! | [`DecodeError`] variant | cause (examples) | [`DecodeError::fault_code`] |
+//! | [`DecodeError`] variant | cause (examples) | fault code (made in `error.rs`) |
 //! |---|---|---|
 //! | `Parse` | not well-formed XML: invalid UTF-8, NUL or other illegal characters, truncated document, mismatched tags, junk after the root element | -32700 |
 //! | `Forbidden` | `<!DOCTYPE>` / DTD, internal or external entity declarations, parameter entities, references to undefined entities | -32700 |
@@ -116,16 +116,6 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// The XML-RPC fault code for this error: -32700 for parse/DTD errors, -32600 otherwise.
-    pub fn fault_code(&self) -> i32 {
-        match self {
-            DecodeError::Parse(_) | DecodeError::Forbidden(_) => -32700,
-            DecodeError::Invalid(_) | DecodeError::BadValue(_) | DecodeError::TooLarge { .. } => {
-                -32600
-            }
-        }
-    }
-
     fn located(self, pos: TextPosition) -> DecodeError {
         let at = |m: String| format!("{m} (line {}, column {})", pos.row + 1, pos.column + 1);
         match self {

@@ -107,36 +107,20 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
             b"<value><boolean>0</boolean></value>\n"
         }),
         Value::Int(n) => {
-            if i32::try_from(*n).is_ok() {
-                out.extend_from_slice(b"<value><int>");
-                write_int(out, *n);
-                out.extend_from_slice(b"</int></value>\n");
+            let tag = if i32::try_from(*n).is_ok() {
+                "int"
             } else {
-                out.extend_from_slice(b"<value><i8>");
-                write_int(out, *n);
-                out.extend_from_slice(b"</i8></value>\n");
-            }
+                "i8"
+            };
+            scalar(out, tag, |out| write_int(out, *n));
         }
-        Value::Double(x) => {
-            out.extend_from_slice(b"<value><double>");
-            write_python_float(out, *x);
-            out.extend_from_slice(b"</double></value>\n");
-        }
-        Value::String(s) => {
-            out.extend_from_slice(b"<value><string>");
-            write_escaped(out, s);
-            out.extend_from_slice(b"</string></value>\n");
-        }
-        Value::DateTime(s) => {
-            out.extend_from_slice(b"<value><dateTime.iso8601>");
-            write_escaped(out, s);
-            out.extend_from_slice(b"</dateTime.iso8601></value>\n");
-        }
-        Value::Base64(bytes) => {
-            out.extend_from_slice(b"<value><base64>\n");
+        Value::Double(x) => scalar(out, "double", |out| write_python_float(out, *x)),
+        Value::String(s) => scalar(out, "string", |out| write_escaped(out, s)),
+        Value::DateTime(s) => scalar(out, "dateTime.iso8601", |out| write_escaped(out, s)),
+        Value::Base64(bytes) => scalar(out, "base64", |out| {
+            out.push(b'\n');
             write_base64_lines(out, bytes);
-            out.extend_from_slice(b"</base64></value>\n");
-        }
+        }),
         Value::Array(items) => {
             out.extend_from_slice(b"<value><array><data>\n");
             for item in items {
@@ -156,6 +140,17 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
             out.extend_from_slice(b"</struct></value>\n");
         }
     }
+}
+
+/// `<value><TAG>`, what `body` writes, then `</TAG></value>` and a newline.
+fn scalar(out: &mut Vec<u8>, tag: &str, body: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(b"<value><");
+    out.extend_from_slice(tag.as_bytes());
+    out.push(b'>');
+    body(out);
+    out.extend_from_slice(b"</");
+    out.extend_from_slice(tag.as_bytes());
+    out.extend_from_slice(b"></value>\n");
 }
 
 fn write_int(out: &mut Vec<u8>, n: i64) {

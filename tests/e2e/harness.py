@@ -648,3 +648,20 @@ def raw_post(server, body, headers=None, method="POST", path=None,
     finally:
         conn.close()
 
+
+def set_config_option(tracker, section, name, value):
+    """Set ``name = value`` in ``[section]`` of the tracker's config.ini
+    (replacing the option, or a commented-out ``#name =`` line, if present)."""
+    config = tracker.home / "config.ini"
+    text = config.read_text()
+    header = "[%s]\n" % section
+    assert header in text, "no [%s] in %s" % (section, config)
+    start = text.index(header) + len(header)
+    end = text.find("\n[", start)
+    end = len(text) if end < 0 else end + 1
+    body = text[start:end]
+    line = "%s = %s" % (name, value)
+    body, n = re.subn(r"(?m)^#?%s\s*=.*$" % re.escape(name), line, body, count=1)
+    if n == 0:
+        body = line + "\n" + body
+    config.write_text(text[:start] + body + text[end:])

@@ -26,6 +26,7 @@ import xmlrpc.client as xmlrpclib
 
 import pytest
 
+import proxy_limits
 from harness import ADMIN_PASSWORD, REPO, Server, fault
 
 pytestmark = pytest.mark.ours_only
@@ -152,10 +153,12 @@ class Nginx:
 
 
 @contextlib.contextmanager
-def proxied_server(target, tmp_path, trusted):
+def proxied_server(target, tmp_path, trusted, max_request_bytes=None):
     """(server, nginx) with a tracker set up like the doc's demo tracker (users
     admin/admin and demo/demo, issue1); the server trusts the proxy or not."""
     tracker = target.make_tracker(tmp_path / "demo")
+    if max_request_bytes:
+        proxy_limits.set_max_request_bytes(tracker, max_request_bytes)
     command = target.server_command(tracker)
     if trusted:
         command += ["--trusted-proxy", PROXY_ADDR]
@@ -248,7 +251,16 @@ def test_advanced_client_through_nginx(proxied):
     assert (resp.status, resp.read()) == (200, b"ok\n")
     conn.close()
 
+    # /metrics is not forwarded from the internet.
+    conn = http.client.HTTPSConnection("localhost", nginx.https_port,
+                                       context=nginx.ssl_context(), timeout=30)
+    conn.request("GET", "/metrics")
+    resp = conn.getresponse()
+    assert resp.status == 404 and b"roundup_xmlrpc" not in resp.read()
+    conn.close()
+
     log = server_log(srv)
+    assert "path=/metrics" not in log
     calls = re.findall(r"call peer=(\S+) user=admin method=(\S+)", log)
     assert [m for _, m in calls][-5:] == ["schema", "display", "display", "filter", "filter"]
     peers = {p for p, _ in calls[-5:]}
@@ -285,3 +297,17 @@ def test_upstream_keepalive(untrusted_proxied):
     peers = re.findall(r"call peer=(\S+) user=admin method=lookup", log)
     assert len(peers) == 5
     assert len(set(peers)) == 1, "nginx opened a connection per request: %s" % peers
+
+
+@pytest.mark.parametrize("expect", [False, True], ids=["plain", "expect-100"])
+@pytest.mark.parametrize("case", proxy_limits.CASES, ids=[c.id for c in proxy_limits.CASES])
+def test_over_limit_body_is_answered_413(ours_target, tmp_path, case, expect):
+    """Bodies over nginx's limit or the tracker's reach the client as 413 (see
+    proxy_limits.py); nginx and the server are fine afterwards."""
+    with proxied_server(ours_target, tmp_path, False,
+                        max_request_bytes=case.server_limit) as (srv, nginx):
+        proxy_limits.check_413(
+            nginx.https_port, nginx.ssl_context(), case, expect,
+            lambda: nginx.error_log.read_text(errors="replace") + "\n--- server:\n"
+            + server_log(srv))
+        assert advanced_client(nginx).lookup("user", "admin") == "1"

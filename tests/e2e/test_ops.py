@@ -92,7 +92,7 @@ def log_text(server):
 
 def test_exit_3_missing_tracker(ours_target, tmp_path):
     proc = run(ours_target, "-i", tmp_path / "nope", "--port", "0")
-    assert_exit(proc, 3, r"nope: not a tracker directory")
+    assert_exit(proc, 3, r"nope: does not exist")
     proc = run(ours_target, "--port", "0")
     assert_exit(proc, 3, r"no tracker given")
 
@@ -239,7 +239,11 @@ def test_sigterm_with_stalled_client_exits_0(ours_target, tracker_copy):
     """A client stuck in the middle of a request cannot keep the server alive."""
     srv = Server(ours_target, tracker_copy).start()
     stalled = socket.create_connection(("127.0.0.1", srv.port))
-    stalled.sendall(b"POST /demo/xmlrpc HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<?xml")
+    # Authenticated: a caller who may not call is answered without waiting for
+    # the body.
+    stalled.sendall(b"POST /demo/xmlrpc HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+                    + basic("admin", ADMIN_PASSWORD).encode()
+                    + b"\r\nContent-Length: 100\r\n\r\n<?xml")
     time.sleep(0.3)
     srv.proc.send_signal(signal.SIGTERM)
     try:
@@ -325,8 +329,9 @@ def test_config_limits_applied(ours_target, tracker_copy):
         # A request whose body never completes is cut off after ~2 s, not 30.
         time.sleep(0.3)
         slow = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
-        slow.sendall(b"POST /demo/xmlrpc HTTP/1.1\r\nHost: x\r\n"
-                     b"Content-Length: 100\r\n\r\n<?xml")
+        slow.sendall(b"POST /demo/xmlrpc HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+                     + basic("admin", ADMIN_PASSWORD).encode()
+                     + b"\r\nContent-Length: 100\r\n\r\n<?xml")
         started = time.monotonic()
         data = slow.recv(1000)
         elapsed = time.monotonic() - started

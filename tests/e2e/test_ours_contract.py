@@ -116,6 +116,22 @@ def test_introspection(admin):
     assert isinstance(admin.system.methodSignature("list"), (str, list))
 
 
+@pytest.mark.ours_only
+def test_introspection_of_an_unknown_method(admin):
+    """README's fault table: -32601 for methodHelp/methodSignature of a method that
+    does not exist (Roundup's standalone server has no introspection at all)."""
+    for introspect in (admin.system.methodHelp, admin.system.methodSignature):
+        with pytest.raises(xmlrpc.client.Fault) as e:
+            introspect("nosuch")
+        assert e.value.faultCode == -32601
+        assert e.value.faultString == 'method "nosuch" is not supported'
+    # Calling an unknown method stays Roundup's Exception fault.
+    with pytest.raises(xmlrpc.client.Fault) as e:
+        admin.nosuch()
+    assert e.value.faultCode == 1
+    assert e.value.faultString == "<class 'Exception'>:method \"nosuch\" is not supported"
+
+
 # --------------------------------------------------------------------------
 # Password values never leave the server
 

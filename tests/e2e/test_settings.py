@@ -14,6 +14,7 @@ reaches the server's settings is checked by tests/tracker_settings.rs.
 import base64
 import re
 import socketserver
+import ssl
 import sqlite3
 import subprocess
 import threading
@@ -273,11 +274,16 @@ class FakeSmtp(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
 
-    def __init__(self, starttls=False):
+    def __init__(self, starttls=False, tls_context=None):
         super().__init__(("127.0.0.1", 0), FakeSmtpHandler)
         self.starttls = starttls
+        # With a server-side ssl.SSLContext, STARTTLS really switches to TLS.
+        self.tls_context = tls_context
         self.commands = []
         self.messages = []
+        # The TLS version of each completed handshake; the errors of failed ones.
+        self.tls_sessions = []
+        self.tls_errors = []
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -290,6 +296,20 @@ class FakeSmtpHandler(socketserver.StreamRequestHandler):
 
     def send(self, line):
         self.wfile.write(line.encode() + b"\r\n")
+        self.wfile.flush()
+
+    def start_tls(self):
+        self.send("220 ready to start TLS")
+        try:
+            tls = self.server.tls_context.wrap_socket(self.connection, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.server.tls_errors.append(str(e))
+            return False
+        self.server.tls_sessions.append(tls.version())
+        self.connection = tls
+        self.rfile = tls.makefile("rb")
+        self.wfile = tls.makefile("wb")
+        return True
 
     def handle(self):
         srv = self.server
@@ -303,11 +323,14 @@ class FakeSmtpHandler(socketserver.StreamRequestHandler):
             verb = cmd.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
                 self.send("250-fake")
-                if srv.starttls:
+                if srv.starttls and not isinstance(self.connection, ssl.SSLSocket):
                     self.send("250-STARTTLS")
                 self.send("250 AUTH PLAIN LOGIN")
             elif verb == "STARTTLS":
-                self.send("454 TLS not available")
+                if srv.tls_context is None:
+                    self.send("454 TLS not available")
+                elif not self.start_tls():
+                    return
             elif verb == "AUTH":
                 self.send("235 ok")
             elif verb == "DATA":
@@ -344,6 +367,9 @@ def test_mail_smtp_host_port_username_password(ours_target, tracker):
         with Server(ours_target, tracker) as srv:
             checklist_setup(srv)
             nosy_mail(srv)
+            # Delivery is asynchronous: mail still queued at shutdown waits for the
+            # next start, so wait for it here (it raced SIGTERM on a busy machine).
+            assert wait_for(lambda: smtp.messages), (smtp.commands, srv.stderr_text())
         plain = base64.b64encode(b"\0mailer\0s3cret").decode()
         auth = [c for c in smtp.commands if c.upper().startswith("AUTH")]
         assert auth, smtp.commands
@@ -371,3 +397,89 @@ def test_mail_tls_requires_starttls(ours_target, tracker):
         smtp.shutdown()
         smtp.server_close()
 
+
+
+
+def make_ca_and_server_cert(tmp):
+    """A CA and a certificate for 127.0.0.1 signed by it (rustls refuses a
+    self-signed CA certificate as the server's own)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the openssl program is needed (apt-get install openssl)")
+
+    def run(*args):
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
+
+    ca_key, ca, key, csr, cert = (tmp / n for n in
+                                  ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-days", "2", "-subj", "/CN=Test mail CA",
+        "-keyout", str(ca_key), "-out", str(ca))
+    run("req", "-new", *ec, "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    ext = tmp / "ext.cnf"
+    ext.write_text("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                   "extendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    return ca, ctx
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_mail_starttls_with_a_trusted_certificate(ours_target, tracker, tmp_path,
+                                                   monkeypatch):
+    """STARTTLS (rustls, no OpenSSL): the server's certificate is checked against
+    the system CA store, which SSL_CERT_FILE replaces here by our own CA; the
+    credentials and the mail travel inside TLS."""
+    ca, ctx = make_ca_and_server_cert(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    smtp = FakeSmtp(starttls=True, tls_context=ctx)
+    try:
+        smtp_tracker(tracker, smtp, tls=True)
+        with Server(ours_target, tracker) as srv:
+            checklist_setup(srv)
+            nosy_mail(srv)
+            assert wait_for(lambda: smtp.messages), (smtp.commands, smtp.tls_errors,
+                                                      srv.stderr_text())
+        assert smtp.tls_sessions and smtp.tls_sessions[0] in ("TLSv1.2", "TLSv1.3"), \
+            smtp.tls_sessions
+        verbs = [c.split(" ", 1)[0].upper() for c in smtp.commands]
+        assert verbs.index("STARTTLS") < verbs.index("AUTH") < verbs.index("DATA"), verbs
+        assert "Reply from bob." in smtp.messages[0]
+    finally:
+        smtp.shutdown()
+        smtp.server_close()
+
+
+def test_mail_starttls_refuses_an_untrusted_certificate(ours_target, tracker, tmp_path,
+                                                        monkeypatch):
+    """A certificate from a CA the store does not hold: the handshake fails, the
+    password is never sent and the mail stays queued."""
+    _, ctx = make_ca_and_server_cert(tmp_path)
+    (tmp_path / "other").mkdir()
+    other_ca, _ = make_ca_and_server_cert(tmp_path / "other")
+    monkeypatch.setenv("SSL_CERT_FILE", str(other_ca))
+    smtp = FakeSmtp(starttls=True, tls_context=ctx)
+    try:
+        smtp_tracker(tracker, smtp, tls=True)
+        with Server(ours_target, tracker) as srv:
+            checklist_setup(srv)
+            nosy_mail(srv)
+            assert wait_for(lambda: smtp.tls_errors), (smtp.commands, srv.stderr_text())
+        assert smtp.tls_sessions == []
+        assert not any(c.upper().startswith("AUTH") for c in smtp.commands), smtp.commands
+        assert smtp.messages == []
+        queued = list((tracker.home / "db" / "outbox").glob("*.mail"))
+        assert queued, "the mail stays in the outbox for a later try"
+    finally:
+        smtp.shutdown()
+        smtp.server_close()

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use roundup_xmlrpc::http::{RpcHandler, RpcRequest, RpcResponse};
+use bytes::Bytes;
+use roundup_xmlrpc::deadline::Deadline;
 use roundup_xmlrpc::server::{run, ServerConfig};
+use roundup_xmlrpc::server::{Authorization, RpcCall, RpcHandler, RpcHead, RpcResponse};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -18,8 +20,11 @@ use tokio::task::JoinHandle;
 /// Upper bound for any single wait in the tests, so a bug fails instead of hanging.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// Serves `/`, `/xmlrpc`, `/demo`, `/demo/xmlrpc`. The body selects the behaviour:
-/// `sleep:MS`, `panic`, `big:N` (N bytes of `a`), an XML-RPC `<methodCall>` (its params
+/// Serves `/`, `/xmlrpc`, `/demo`, `/demo/xmlrpc`. A request with an `x-refuse`
+/// header is refused by `authorize` (403, body unread). The body selects the
+/// behaviour: `sleep:MS`, `panic`, `big:N` (N bytes of `a`), `commit:MS:AFTER` (sleeps
+/// MS, asks the deadline for a commit, and when allowed sleeps AFTER more and answers
+/// `committed`; else answers 503 `rolled back`), an XML-RPC `<methodCall>` (its params
 /// are returned as the result), anything else is echoed back. Adds `x-peer`, `x-path`.
 #[derive(Default)]
 pub struct TestHandler {
@@ -29,6 +34,17 @@ pub struct TestHandler {
     pub max_active: AtomicUsize,
     /// Handler calls that finished.
     pub finished: AtomicUsize,
+    /// `authorize` calls.
+    pub authorized: AtomicUsize,
+    /// `commit:` calls allowed to commit.
+    pub committed: AtomicUsize,
+    /// `commit:` calls refused a commit by the deadline.
+    pub rolled_back: AtomicUsize,
+    /// `health` calls.
+    pub health_checks: AtomicUsize,
+    /// What `health` answers: 0 healthy, 1 `Err("test says no")`, 2 healthy after
+    /// 3 s.
+    pub health_mode: AtomicUsize,
 }
 
 impl RpcHandler for TestHandler {
@@ -36,7 +52,50 @@ impl RpcHandler for TestHandler {
         matches!(path, "/" | "/xmlrpc" | "/demo" | "/demo/xmlrpc")
     }
 
-    fn handle(&self, req: RpcRequest) -> RpcResponse {
+    fn health(&self) -> Result<(), String> {
+        self.health_checks.fetch_add(1, Ordering::SeqCst);
+        match self.health_mode.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            1 => Err("test says no".into()),
+            _ => {
+                std::thread::sleep(Duration::from_secs(3));
+                Ok(())
+            }
+        }
+    }
+
+    fn authorize(self: Arc<Self>, head: RpcHead) -> Authorization {
+        self.authorized.fetch_add(1, Ordering::SeqCst);
+        if head.headers.contains_key("x-refuse") {
+            return Authorization::Refuse(RpcResponse {
+                status: hyper::StatusCode::FORBIDDEN,
+                headers: hyper::HeaderMap::new(),
+                content_type: "text/plain",
+                body: b"refused\n".to_vec(),
+            });
+        }
+        Authorization::Call(Box::new(TestCall {
+            handler: self,
+            head,
+        }))
+    }
+}
+
+/// A request [`TestHandler`] accepted.
+struct TestCall {
+    handler: Arc<TestHandler>,
+    head: RpcHead,
+}
+
+impl RpcCall for TestCall {
+    fn call(self: Box<Self>, body: Bytes, deadline: &Deadline) -> RpcResponse {
+        let TestCall { handler, head: req } = *self;
+        handler.handle(req, body, deadline)
+    }
+}
+
+impl TestHandler {
+    fn handle(&self, req: RpcHead, req_body: Bytes, deadline: &Deadline) -> RpcResponse {
         let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_active.fetch_max(now, Ordering::SeqCst);
         struct Done<'a>(&'a TestHandler);
@@ -47,8 +106,21 @@ impl RpcHandler for TestHandler {
             }
         }
         let _done = Done(self);
-        let text = String::from_utf8_lossy(&req.body).into_owned();
-        let body: Vec<u8> = if let Some(ms) = text.strip_prefix("sleep:") {
+        let text = String::from_utf8_lossy(&req_body).into_owned();
+        let mut status = hyper::StatusCode::OK;
+        let body: Vec<u8> = if let Some(spec) = text.strip_prefix("commit:") {
+            let (ms, after) = spec.trim().split_once(':').unwrap_or((spec, "0"));
+            std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+            if deadline.begin_commit() {
+                self.committed.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(after.parse().unwrap_or(0)));
+                b"committed".to_vec()
+            } else {
+                self.rolled_back.fetch_add(1, Ordering::SeqCst);
+                status = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                b"rolled back".to_vec()
+            }
+        } else if let Some(ms) = text.strip_prefix("sleep:") {
             let ms: u64 = ms.trim().parse().unwrap_or(0);
             std::thread::sleep(Duration::from_millis(ms));
             b"slept".to_vec()
@@ -65,13 +137,13 @@ impl RpcHandler for TestHandler {
         } else if text.contains("<methodCall>") {
             b"<?xml version='1.0'?>\n<methodResponse><params><param><value><string>noargs</string></value></param></params></methodResponse>\n".to_vec()
         } else {
-            req.body.to_vec()
+            req_body.to_vec()
         };
         let mut headers = hyper::HeaderMap::new();
         headers.insert("x-peer", req.peer.to_string().parse().unwrap());
         headers.insert("x-path", req.path.parse().unwrap());
         RpcResponse {
-            status: hyper::StatusCode::OK,
+            status,
             headers,
             content_type: "text/xml",
             body,
