@@ -54,8 +54,8 @@ use crate::sqlite::{column_kind, index_words};
 use crate::store::FilterQuery;
 use crate::store::OUTBOX_DIR;
 use crate::store::{
-    Id, Item, JournalEntry, JournalFormat, Multilinks, PropValue, Result, Store, StoreError, Tx,
-    Values,
+    Id, Item, JournalEntry, JournalFormat, JournalRow, Multilinks, PropValue, Result, Store,
+    StoreError, Tx, Values,
 };
 pub use connect::ConnSettings;
 pub use pool::PgError;
@@ -870,6 +870,53 @@ impl Tx for PgTx<'_> {
             .iter()
             .filter_map(|r| r.get::<_, Cell>(0).int())
             .collect())
+    }
+
+    fn all_ids(&mut self, class: &ClassDef) -> Result<Vec<(Id, bool)>> {
+        let rows = self.query(
+            &format!("select id, __retired__ from _{} order by id", class.name),
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let id = r.get::<_, Cell>(0).int()?;
+                Some((id, r.get::<_, Cell>(1).int().unwrap_or(0) != 0))
+            })
+            .collect())
+    }
+
+    fn journal_rows(&mut self, class: &ClassDef, id: Id) -> Result<Vec<JournalRow>> {
+        if i32::try_from(id).is_err() {
+            return Ok(Vec::new());
+        }
+        let rows = self.query(
+            &format!(
+                "select nodeid, date, tag, action, params from {}__journal where nodeid=$1 \
+                 order by date",
+                class.name
+            ),
+            &[Param::Int(id)],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let date = match r.get::<_, Cell>(1) {
+                Cell::Timestamp(us) => value::micros_to_date(us),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                StoreError::Incompatible(format!("{}__journal: unreadable date", class.name))
+            })?;
+            let text = |i: usize| r.get::<_, Cell>(i).text().unwrap_or_default();
+            out.push(JournalRow {
+                nodeid: r.get::<_, Cell>(0).int().unwrap_or(id),
+                date,
+                tag: text(2),
+                action: text(3),
+                params: text(4),
+            });
+        }
+        Ok(out)
     }
 
     fn column(&mut self, class: &ClassDef, prop: &str) -> Result<Vec<(Id, Option<PropValue>)>> {
