@@ -493,3 +493,38 @@ fn content_recovery_asks_postgresql_which_transactions_committed() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// What Python detectors read besides items: every id with its retired flag, and
+/// an item's journal as stored (PostgreSQL's params format: dates with a space,
+/// a true Boolean as 'TRUE').
+#[test]
+fn all_ids_and_journal_rows_for_python_detectors() {
+    let dir = make("journal", "rxs_journal", true);
+    let t = open(&dir);
+    call(
+        &t,
+        "create",
+        &["thing", "name=a", "flag=yes", "when=2024-01-02.03:04:05"],
+    )
+    .unwrap();
+    call(&t, "create", &["thing", "name=b"]).unwrap();
+    call(&t, "set", &["thing1", "flag=no", "when=2025-01-01"]).unwrap();
+    call(&t, "action", &["retire", "thing2"]).unwrap();
+    let class = t.schema.class("thing").expect("class thing").clone();
+    let mut tx = t.store.read().unwrap();
+    assert_eq!(tx.all_ids(&class).unwrap(), vec![(1, false), (2, true)]);
+    let rows = tx.journal_rows(&class, 1).unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["create", "set"]);
+    assert!(
+        rows.iter().all(|r| r.nodeid == 1 && r.tag == "1"),
+        "{rows:?}"
+    );
+    assert!(rows[0].date <= rows[1].date);
+    let params = &rows[1].params;
+    assert!(params.contains("'2024-01-02 03:04:05.000'"), "{params}");
+    assert!(params.contains("'TRUE'"), "{params}");
+    assert_eq!(tx.journal_rows(&class, 2).unwrap().len(), 2);
+    assert!(tx.journal_rows(&class, 99).unwrap().is_empty());
+    assert!(tx.journal_rows(&class, 1 << 40).unwrap().is_empty());
+}
