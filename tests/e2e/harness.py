@@ -166,23 +166,6 @@ def pg_cluster():
         return _cluster
 
 
-def set_config_option(home, section, name, value):
-    """Sets ``name = value`` in ``[section]`` of a tracker's config.ini."""
-    config = Path(home) / "config.ini"
-    text = config.read_text()
-    header = "[%s]\n" % section
-    assert header in text, section
-    start = text.index(header) + len(header)
-    end = text.find("\n[", start)
-    end = len(text) if end < 0 else end + 1
-    line = ("%s = %s" % (name, value)).rstrip()
-    body, n = re.subn(r"(?m)^%s\s*=.*$" % re.escape(name), line.replace("\\", "\\\\"),
-                      text[start:end])
-    if n == 0:
-        body = line + "\n" + body
-    config.write_text(text[:start] + body + text[end:])
-
-
 def copy_tracker(src, home):
     """A private copy of tracker ``src`` at ``home``: the directory, and on
     PostgreSQL a clone of its database (``src`` must not be served meanwhile).
@@ -651,8 +634,10 @@ def raw_post(server, body, headers=None, method="POST", path=None,
 
 def set_config_option(tracker, section, name, value):
     """Set ``name = value`` in ``[section]`` of the tracker's config.ini
-    (replacing the option, or a commented-out ``#name =`` line, if present)."""
-    config = tracker.home / "config.ini"
+    (replacing the option, or a commented-out ``#name =`` line, if present);
+    ``tracker`` is a :class:`Tracker` or its home directory."""
+    home = tracker.home if isinstance(tracker, Tracker) else Path(tracker)
+    config = home / "config.ini"
     text = config.read_text()
     header = "[%s]\n" % section
     assert header in text, "no [%s] in %s" % (section, config)
@@ -660,8 +645,9 @@ def set_config_option(tracker, section, name, value):
     end = text.find("\n[", start)
     end = len(text) if end < 0 else end + 1
     body = text[start:end]
-    line = "%s = %s" % (name, value)
-    body, n = re.subn(r"(?m)^#?%s\s*=.*$" % re.escape(name), line, body, count=1)
+    line = ("%s = %s" % (name, value)).rstrip()
+    body, n = re.subn(r"(?m)^#?%s\s*=.*$" % re.escape(name), line.replace("\\", "\\\\"),
+                      body, count=1)
     if n == 0:
         body = line + "\n" + body
     config.write_text(text[:start] + body + text[end:])

@@ -545,9 +545,16 @@ def test_writes_past_the_deadline_are_rolled_back(deadline_server):
     past its 1 s deadline: 503 + Retry-After at the deadline, and once the lock
     is free the create is rolled back, never committed behind the 503."""
     srv = deadline_server
-    con = sqlite3.connect(str(srv.tracker.db_path), timeout=30, isolation_level=None)
-    try:
+    if srv.tracker.backend == "postgresql":
+        # The keyword table locked by another session: the insert waits.
+        import psycopg2
+        con = psycopg2.connect(host=srv.tracker.pg_host, user="postgres",
+                               dbname=srv.tracker.pg_name)
+        con.cursor().execute("LOCK TABLE _keyword IN EXCLUSIVE MODE")
+    else:
+        con = sqlite3.connect(str(srv.tracker.db_path), timeout=30, isolation_level=None)
         con.execute("BEGIN IMMEDIATE")
+    try:
         t0 = time.monotonic()
         status, data = _post_wait(srv, call_body("create", "keyword", "name=hx-late"))
         elapsed = time.monotonic() - t0
@@ -555,7 +562,10 @@ def test_writes_past_the_deadline_are_rolled_back(deadline_server):
         assert elapsed < 3, elapsed
         time.sleep(1.0)
     finally:
-        con.execute("COMMIT")
+        if srv.tracker.backend == "postgresql":
+            con.commit()
+        else:
+            con.execute("COMMIT")
         con.close()
     time.sleep(1.5)
     assert not keyword_exists(srv, "hx-late"), "a write answered 503 committed"
