@@ -528,3 +528,38 @@ fn all_ids_and_journal_rows_for_python_detectors() {
     assert!(tx.journal_rows(&class, 99).unwrap().is_empty());
     assert!(tx.journal_rows(&class, 1 << 40).unwrap().is_empty());
 }
+
+/// A read's interrupter (what a call's deadline fires) cancels the statement the
+/// read waits in; the cancelled connection is not pooled again, and the next read
+/// works.
+#[test]
+fn a_reads_interrupter_cancels_its_statement() {
+    let c = cluster();
+    let dir = make("cancel", "rxs_cancel", false);
+    let t = open(&dir);
+    let issue = t.schema.class("issue").expect("class issue").clone();
+    let mut locker = c.connect("rxs_cancel");
+    let mut lock = locker.transaction().unwrap();
+    lock.batch_execute("LOCK TABLE _issue IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut tx = t.store.read().unwrap();
+    let interrupter = tx.interrupter().expect("reads can be interrupted");
+    let fire = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        interrupter.interrupt();
+    });
+    let started = std::time::Instant::now();
+    let e = tx
+        .list(&issue)
+        .expect_err("cancelled while waiting for the lock");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(e.to_string().contains("cancel"), "{e}");
+    fire.join().unwrap();
+    drop(tx);
+    lock.rollback().unwrap();
+    assert!(t.store.read().unwrap().list(&issue).unwrap().is_empty());
+    assert!(
+        t.store.write().unwrap().interrupter().is_none(),
+        "writes are not"
+    );
+}

@@ -310,6 +310,7 @@ impl PgStore {
             staged: Vec::new(),
             token: None,
             looked_up: None,
+            cancel: Arc::default(),
         };
         if write && self.repair_needed.load(Ordering::Acquire) {
             self.retry_installs();
@@ -491,10 +492,29 @@ pub struct PgTx<'a> {
     /// the `get` that usually follows needs no round trip (it would read a
     /// snapshot microseconds younger).
     looked_up: Option<(String, Item)>,
+    /// A read's link to its [`Interrupter`](crate::store::Interrupter)s.
+    cancel: Arc<std::sync::Mutex<CancelState>>,
+}
+
+/// Whether a read may still be cancelled, and whether it was: a connection whose
+/// statement was cancelled is closed rather than pooled, so that a cancel request
+/// arriving late can never hit another call's statement.
+#[derive(Debug, Default)]
+struct CancelState {
+    /// Set when the transaction ends: later interrupts do nothing.
+    ended: bool,
+    /// A cancel request was sent.
+    sent: bool,
 }
 
 impl Drop for PgTx<'_> {
     fn drop(&mut self) {
+        let mut cancel = self.cancel.lock().unwrap_or_else(|p| p.into_inner());
+        cancel.ended = true;
+        if cancel.sent {
+            self.conn.set_broken();
+        }
+        drop(cancel);
         if self.open && self.write && self.begin.is_none() {
             // Waited for: the transaction may hold row or advisory locks that
             // other writers are queued on.
@@ -1243,6 +1263,23 @@ impl Tx for PgTx<'_> {
 
     fn journal_format(&self) -> JournalFormat {
         JournalFormat::Postgresql
+    }
+
+    fn interrupter(&self) -> Option<crate::store::Interrupter> {
+        if self.write {
+            return None;
+        }
+        let state = Arc::clone(&self.cancel);
+        let token = self.conn.cancel_token();
+        let tls = self.store.pool.target().tls.clone();
+        Some(crate::store::Interrupter::new(move || {
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            if s.ended || s.sent {
+                return;
+            }
+            s.sent = true;
+            pool::cancel(token.clone(), tls.clone());
+        }))
     }
 
     fn index_text(&mut self, class: &ClassDef, id: Id, prop: &str, text: &str) -> Result<()> {

@@ -181,6 +181,12 @@ impl Conn {
         })
     }
 
+    /// A handle that asks the server to cancel the statement this connection runs
+    /// (see [`cancel`]).
+    pub fn cancel_token(&self) -> tokio_postgres::CancelToken {
+        self.client.cancel_token()
+    }
+
     /// True once the connection is gone.
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
@@ -485,5 +491,38 @@ impl Drop for Pooled<'_> {
         if let Some(c) = self.conn.take() {
             self.pool.put_back(c, self.broken);
         }
+    }
+}
+
+/// Sends a cancel request for `token`'s connection from a thread of its own (the
+/// caller may be an async executor thread, which must not block), with `tls` as the
+/// connection has it. Best effort: the statement then fails with `query_canceled`.
+pub fn cancel(
+    token: tokio_postgres::CancelToken,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("pg-cancel".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let send = async {
+                    match tls {
+                        Some(tls) => token.cancel_query(tls).await,
+                        None => token.cancel_query(tokio_postgres::NoTls).await,
+                    }
+                };
+                if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(10), send).await {
+                    tracing::warn!(error = %super::describe(&e), "cancelling a PostgreSQL statement failed");
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the thread that cancels a PostgreSQL statement");
     }
 }
