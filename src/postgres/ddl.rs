@@ -142,10 +142,13 @@ fn update_class(c: &mut Conn, class: &ClassDef) -> Result<()> {
     for (col, ty) in columns(class) {
         if !have.iter().any(|h| *h == col.to_lowercase()) {
             c.batch_execute(&format!("alter table _{cn} add column {col} {ty}"))?;
+            tracing::info!(class = %cn, column = %col, "schema migration: column added");
         }
     }
     for p in class.properties.iter().filter(|p| p.kind.is_multilink()) {
         if !relation_exists(c, &format!("{cn}_{}", p.name.to_lowercase()))? {
+            tracing::info!(class = %cn, property = %p.name,
+                "schema migration: Multilink table added");
             create_multilink_table(c, cn, &p.name)?;
         }
     }
@@ -164,13 +167,15 @@ fn update_class(c: &mut Conn, class: &ClassDef) -> Result<()> {
             match made {
                 Ok(()) => c.batch_execute("RELEASE SAVEPOINT rxs_key_idx")?,
                 Err(e) => {
-                    tracing::warn!(class = %cn, error = %e, "duplicate key values: no unique key index");
+                    tracing::warn!(class = %cn, key = %key, error = %e,
+                        "schema migration: duplicate keys in old data; unique key index not created");
                     c.batch_execute("ROLLBACK TO SAVEPOINT rxs_key_idx")?;
                 }
             }
         }
     }
     if !relation_exists(c, &format!("{cn}__journal"))? {
+        tracing::info!(class = %cn, "schema migration: journal table added");
         create_journal(c, cn)?;
     }
     if !relation_exists(c, &format!("_{cn}_ids"))? {
@@ -275,6 +280,10 @@ fn sync_inner(c: &mut Conn, schema: &Schema, opts: SyncOptions) -> Result<()> {
                         return Err(disallowed("CREATE", &class.name, "allow_create"));
                     }
                     create_class(c, class)?;
+                    if stored.is_some() {
+                        tracing::info!(class = %class.name,
+                            "schema migration: class added (tables created)");
+                    }
                 }
                 changed = true;
             }
@@ -298,6 +307,9 @@ fn sync_inner(c: &mut Conn, schema: &Schema, opts: SyncOptions) -> Result<()> {
         );
         c.batch_execute("delete from schema")?;
         c.execute("insert into schema values ($1)", &[&text])?;
+        if stored.is_some() {
+            tracing::info!("schema migration: database brought up to schema.toml");
+        }
     }
     Ok(())
 }

@@ -228,6 +228,12 @@ def test_own_detectors_match_roundup_call_for_call(local):
         Tracker(home).mail_text()       # the outbox is delivered
     log = server.log.read_text(errors="replace")
     assert "python detectors loaded" in log, log
+    if backend() == "postgresql":
+        # The last filter passes the key name 'hot' as a Multilink id:
+        # Roundup-on-PostgreSQL sends it to SQL and faults, ours answers as on
+        # sqlite (as in test_differential.py's INTENDED_POSTGRESQL).
+        assert want[15][0] == "fault" and "InvalidTextRepresentation" in want[15][2], want[15]
+        want[15] = ("ok", [])
     diffs = ["#%d %s %s%r\n    roundup: %r\n    ours   : %r" % (i, c[0], c[1], c[2], w, g)
              for i, (c, w, g) in enumerate(zip(WRITES, want, got)) if w != g]
     assert not diffs, "answers differ:\n" + "\n".join(diffs)

@@ -12,6 +12,7 @@ reaches the server's settings is checked by tests/tracker_settings.rs.
 """
 
 import base64
+import shutil
 import re
 import socketserver
 import ssl
