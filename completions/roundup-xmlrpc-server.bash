@@ -35,7 +35,7 @@ _roundup__xmlrpc__server() {
 
     case "${cmd}" in
         roundup__xmlrpc__server)
-            opts="-i -p -e -V -h --version --instance --port --bind --trusted-proxy --forwarded-header --max-connections-per-address --max-body-bytes-in-flight --encoding --verbose --help init demo convert-schema completions"
+            opts="-i -p -e -V -h --version --instance --port --bind --trusted-proxy --forwarded-header --metrics-allow --max-connections-per-address --max-body-bytes-in-flight --encoding --log-format --verbose --help init demo convert-schema completions"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -69,6 +69,10 @@ _roundup__xmlrpc__server() {
                     COMPREPLY=($(compgen -W "x-forwarded-for forwarded" -- "${cur}"))
                     return 0
                     ;;
+                --metrics-allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-connections-per-address)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -85,6 +89,10 @@ _roundup__xmlrpc__server() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -93,12 +101,16 @@ _roundup__xmlrpc__server() {
             return 0
             ;;
         roundup__xmlrpc__server__subcmd__completions)
-            opts="-V -h --verbose --help bash zsh fish"
+            opts="-V -h --log-format --verbose --help bash zsh fish"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -107,12 +119,16 @@ _roundup__xmlrpc__server() {
             return 0
             ;;
         roundup__xmlrpc__server__subcmd__convert__subcmd__schema)
-            opts="-V -h --allow-unconverted --verbose --help"
+            opts="-V -h --allow-unconverted --log-format --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -121,7 +137,7 @@ _roundup__xmlrpc__server() {
             return 0
             ;;
         roundup__xmlrpc__server__subcmd__demo)
-            opts="-p -V -h --port --bind --verbose --help"
+            opts="-p -V -h --port --bind --log-format --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -139,6 +155,10 @@ _roundup__xmlrpc__server() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -147,7 +167,7 @@ _roundup__xmlrpc__server() {
             return 0
             ;;
         roundup__xmlrpc__server__subcmd__init)
-            opts="-V -h --admin-password-file --admin-password --template --set --verbose --help"
+            opts="-V -h --admin-password-file --admin-password --template --set --log-format --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,6 +187,10 @@ _roundup__xmlrpc__server() {
                     ;;
                 --set)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
