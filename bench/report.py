@@ -123,8 +123,9 @@ def main():
     p("Machine: %s × %s, %s RAM, Linux %s; wrk %s, rustc %s; load average at start %s."
       % (machine.get("nproc"), machine.get("cpu"), machine.get("mem"), machine.get("kernel"),
          machine.get("wrk"), machine.get("rustc"), machine.get("loadavg")))
-    p("Run: `bench/run %s` on %s, commit %s (profile `profiling`)."
-      % (machine.get("args", ""), machine.get("date"), machine.get("commit", "unknown")))
+    p("Run: `bench/run %s` on %s, commit %s (profile `profiling`); tracker database: %s."
+      % (machine.get("args", ""), machine.get("date"), machine.get("commit", "unknown"),
+         machine.get("backend", "sqlite")))
     p()
 
     # ---------------------------------------------------------------- targets
@@ -233,6 +234,27 @@ def main():
         p("Roundup's standalone server has no `system.multicall`: its multicall requests "
           "all end in a fault.")
     p()
+
+    # ---------------------------------------------------------------- two daemons
+    if any(k[0] == "server2" for k in stats):
+        p("#### Two daemons on one PostgreSQL database (connections split between them)")
+        p()
+        p("| workload | conns | issues | daemons | 1 daemon req/s | 2 daemons req/s | 2 / 1 | "
+          "2 daemons p50 / p99 ms | errors |")
+        p("|---|---|---|---|---|---|---|---|---|")
+        for one_l, two_l, how in (("server", "server2", "any core"),
+                                  ("server1c", "server2c", "one core each")):
+            for w in workloads:
+                for c in conns:
+                    for size in sizes:
+                        one, two = stats.get((one_l, size, w, c)), stats.get((two_l, size, w, c))
+                        if not two:
+                            continue
+                        p("| %s | %d | %s | %s | %s | %s | %s | %s / %s | %d |"
+                          % (w, c, num(size), how, num(one.rps) if one else "–", num(two.rps),
+                             ratio(two.rps, one.rps if one else 0), ms(two.p50), ms(two.p99),
+                             two.errors))
+        p()
 
     # ---------------------------------------------------------------- per workload
     p("#### Per workload")

@@ -431,6 +431,8 @@ pub mod exit {
     pub const DATABASE: i32 = 6;
     /// config.ini is invalid.
     pub const BAD_CONFIG: i32 = 7;
+    /// The database server (PostgreSQL) cannot be reached.
+    pub const DB_UNREACHABLE: i32 = 8;
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ pub enum Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Limit(m) => Error::ValueError(m),
+            StoreError::Limit(m) | StoreError::Value(m) => Error::ValueError(m),
             e if e.is_read_only() => Error::ReadOnlyStore(e.to_string()),
             e => Error::Store(e.to_string()),
         }

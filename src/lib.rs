@@ -13,7 +13,7 @@
 //!   ([`security`]) and changes items through
 //! * [`items`] (create/set/retire/restore, keys, journal, and the classic detectors),
 //!   which read and write through the storage trait [`store`], implemented by
-//!   [`sqlite`].
+//!   [`sqlite`] and [`postgres`].
 //! * [`error`] is the one place where typed errors and decode failures become
 //!   XML-RPC faults.
 //!
@@ -34,8 +34,9 @@
 //! 2. [`config`] (one typed [`config::Settings`] per tracker from config.ini; the
 //!    flags merged with it for the front end), [`security`] (roles, grants,
 //!    hasPermission), [`error`].
-//! 3. [`sqlite`] (the SQLite backend, Roundup 2.6's layout; further backends sit
-//!    beside it), [`mail`] (nosy mail: message, outbox, delivery thread),
+//! 3. [`sqlite`] (the SQLite backend, Roundup 2.6's layout), [`postgres`] (the
+//!    PostgreSQL backend, Roundup 2.6's layout there; several daemons on one
+//!    database), [`mail`] (nosy mail: message, outbox, delivery thread),
 //!    [`pyworker`] (the worker process that runs a tracker's own Python detectors:
 //!    process, frames, values).
 //! 4. [`tracker`]: an open tracker (name, directory, schema, security, settings,
@@ -65,6 +66,7 @@ pub mod items;
 pub mod log;
 pub mod mail;
 pub mod metrics;
+pub mod postgres;
 pub mod pyworker;
 pub mod schema;
 pub mod security;

@@ -57,6 +57,7 @@ impl From<OpenError> for Fatal {
             OpenError::Database { .. } | OpenError::NoDatabase(_) | OpenError::ReadOnly(_) => {
                 exit::DATABASE
             }
+            OpenError::Unreachable(_) => exit::DB_UNREACHABLE,
             OpenError::Python(_) => exit::FAILURE,
         };
         Fatal::new(code, e.to_string())
@@ -193,6 +194,7 @@ fn run_init(args: &InitArgs) -> Result<(), Fatal> {
             init::InitError::Exists(_) => exit::FAILURE,
             init::InitError::Config(_) => exit::BAD_CONFIG,
             init::InitError::Schema(_) => exit::BAD_SCHEMA,
+            init::InitError::Open(OpenError::Unreachable(_)) => exit::DB_UNREACHABLE,
             init::InitError::Open(o) => Fatal::from(OpenError::Schema(o.to_string())).code,
             _ => exit::FAILURE,
         };

@@ -1,7 +1,8 @@
 //! A tracker directory: `schema.toml`, `config.ini`, `initial_data.toml` and the
 //! database under `db/`. [`Tracker::open`] loads and validates it once at start-up.
 
-use crate::config::{load_config, Settings};
+use crate::config::{load_config, Backend, Settings};
+use crate::postgres::PgStore;
 use crate::schema::{load_schema, Schema};
 use crate::security::Security;
 use crate::sqlite::{Options, SqliteStore};
@@ -40,6 +41,9 @@ pub enum OpenError {
     /// The daemon cannot write the database.
     #[error("{0}")]
     ReadOnly(String),
+    /// The database server cannot be reached (PostgreSQL down or refusing).
+    #[error("{0}")]
+    Unreachable(String),
     /// The tracker's Python detectors cannot run (no Python, no Roundup, a
     /// detector file that does not load).
     #[error("{0}")]
@@ -89,8 +93,9 @@ impl std::fmt::Debug for Tracker {
 }
 
 impl Tracker {
-    /// Builds a tracker from already loaded parts, opening its sqlite database;
-    /// `create` (for `init` only) creates the database if there is none.
+    /// Builds a tracker from already loaded parts, opening its database (sqlite
+    /// or PostgreSQL, `[rdbms] backend`); `create` (for `init` only) creates the
+    /// database if there is none.
     pub fn from_parts(
         name: &str,
         dir: &Path,
@@ -101,21 +106,11 @@ impl Tracker {
         let schema = Arc::new(schema);
         // config.ini's database path is already resolved against the tracker directory.
         let db_dir = settings.main.database.clone();
-        let options = Options {
-            busy_timeout: std::time::Duration::from_secs(settings.rdbms.sqlite_timeout),
-            allow_create: settings.rdbms.allow_create,
-            allow_alter: settings.rdbms.allow_alter,
-            create,
+        let store: Box<dyn Store> = if settings.rdbms.backend == Backend::Postgresql {
+            Box::new(open_postgres(dir, &db_dir, &schema, &settings, create)?)
+        } else {
+            Box::new(open_sqlite(&db_dir, &schema, &settings, create)?)
         };
-        let store =
-            SqliteStore::open(&db_dir, schema.clone(), options).map_err(|source| match source {
-                StoreError::Missing(_) => OpenError::NoDatabase(source.to_string()),
-                StoreError::NotWritable { .. } => OpenError::ReadOnly(source.to_string()),
-                source => OpenError::Database {
-                    path: db_dir.clone(),
-                    source,
-                },
-            })?;
         let python = start_python(name, dir, &schema, &settings)?;
         Ok(Tracker {
             name: name.to_string(),
@@ -123,12 +118,64 @@ impl Tracker {
             security: Security::new(&schema),
             schema,
             settings,
-            store: Box::new(store),
+            store,
             outbox: crate::mail::Outbox::new(&db_dir),
             python,
             detectors: OnceLock::new(),
         })
     }
+}
+
+/// Opens the tracker's sqlite database (`<database>/db`).
+fn open_sqlite(
+    db_dir: &Path,
+    schema: &Arc<Schema>,
+    settings: &Settings,
+    create: bool,
+) -> Result<SqliteStore, OpenError> {
+    let options = Options {
+        busy_timeout: std::time::Duration::from_secs(settings.rdbms.sqlite_timeout),
+        allow_create: settings.rdbms.allow_create,
+        allow_alter: settings.rdbms.allow_alter,
+        create,
+    };
+    SqliteStore::open(db_dir, schema.clone(), options).map_err(|source| match source {
+        StoreError::Missing(_) => OpenError::NoDatabase(source.to_string()),
+        StoreError::NotWritable { .. } => OpenError::ReadOnly(source.to_string()),
+        source => OpenError::Database {
+            path: db_dir.to_path_buf(),
+            source,
+        },
+    })
+}
+
+/// Opens the tracker's PostgreSQL database (`[rdbms]` connection options); FileClass
+/// content and the outbox stay under `<database>/`.
+fn open_postgres(
+    dir: &Path,
+    db_dir: &Path,
+    schema: &Arc<Schema>,
+    settings: &Settings,
+    create: bool,
+) -> Result<PgStore, OpenError> {
+    let options = crate::postgres::Options {
+        allow_create: settings.rdbms.allow_create,
+        allow_alter: settings.rdbms.allow_alter,
+        create,
+    };
+    PgStore::open(&settings.rdbms.postgresql, dir, db_dir, schema.clone(), options).map_err(
+        |source| match source {
+            StoreError::Unavailable(m) => OpenError::Unreachable(m),
+            StoreError::Missing(what) => OpenError::NoDatabase(format!(
+                "{}: does not exist; `roundup-xmlrpc-server init` creates a tracker, serving never creates a database",
+                what.display()
+            )),
+            source => OpenError::Database {
+                path: db_dir.to_path_buf(),
+                source,
+            },
+        },
+    )
 }
 
 /// Starts the worker of the tracker's Python detectors, when schema.toml lists

@@ -178,6 +178,7 @@ fn man_page_covers_options_and_exit_codes() {
         exit::BIND,
         exit::DATABASE,
         exit::BAD_CONFIG,
+        exit::DB_UNREACHABLE,
     ] {
         assert!(
             status.contains(&format!(".B {code}\n")),

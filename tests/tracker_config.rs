@@ -123,8 +123,12 @@ fn invalid_values_name_file_and_option() {
          "config.ini: [web] api_interval_in_sec: \"0\": an integer of at least 1 is required"),
         ("[web]\nmigrate_passwords = maybe\n",
          "config.ini: [web] migrate_passwords: \"maybe\": allowed values are yes and no"),
-        ("[rdbms]\nbackend = postgresql\n",
-         "config.ini: [rdbms] backend: \"postgresql\": only sqlite is supported"),
+        ("[rdbms]\nbackend = mysql\n",
+         "config.ini: [rdbms] backend: \"mysql\": only sqlite and postgresql are supported"),
+        ("[main]\nindexer = native-fts\n[rdbms]\nbackend = postgresql\n",
+         "config.ini: [main] indexer: \"native-fts\": not supported (the native indexer's __words is)"),
+        ("[rdbms]\npool_size = 1\n",
+         "config.ini: [rdbms] pool_size: \"1\": an integer of at least 2 is required"),
         ("[mail]\nport = 25 # smtp\n",
          "config.ini: [mail] port: \"25 # smtp\": an integer of at least 0 is required"),
         ("[mail]\nusername = joe\n",
@@ -277,6 +281,50 @@ fn write_settings_creates_a_missing_file() {
         "[mail]\ndomain = example.org\n\n[main]\ntimezone = 2\n"
     );
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `[rdbms]` PostgreSQL options are read as Roundup reads them: a missing option
+/// has Roundup's default, an empty one is left to libpq (None), `password` may be
+/// `file://`.
+#[test]
+fn postgresql_connection_options() {
+    use roundup_xmlrpc::config::Backend;
+    let c = parse("[rdbms]\n").unwrap();
+    assert_eq!(c.rdbms.backend, Backend::Sqlite);
+    let pg = &c.rdbms.postgresql;
+    assert_eq!(pg.name.as_deref(), Some("roundup"));
+    assert_eq!(pg.host.as_deref(), Some("localhost"));
+    assert_eq!(pg.user.as_deref(), Some("roundup"));
+    assert_eq!(pg.password.as_deref(), Some("roundup"));
+    assert_eq!(pg.port, None);
+
+    let c = parse(
+        "[rdbms]\nbackend = postgresql\nname = trk.s1\nhost = \nuser = rt\nport = 6543\n\
+         password = \nservice = svc\ntemplate = template0\nsslmode = verify-full\n\
+         sslrootcert = certs/ca.pem\nconnect_timeout = 3\npool_size = 8\n",
+    )
+    .unwrap();
+    assert_eq!(c.rdbms.backend, Backend::Postgresql);
+    let pg = &c.rdbms.postgresql;
+    assert_eq!(pg.name.as_deref(), Some("trk.s1"));
+    assert_eq!(pg.host, None, "empty: libpq's fallbacks");
+    assert_eq!(pg.password, None);
+    assert_eq!(pg.port.as_deref(), Some("6543"));
+    assert_eq!(pg.service.as_deref(), Some("svc"));
+    assert_eq!(pg.template.as_deref(), Some("template0"));
+    assert_eq!(pg.sslmode.as_deref(), Some("verify-full"));
+    assert!(pg.sslrootcert.as_ref().unwrap().ends_with("certs/ca.pem"));
+    assert_eq!((pg.connect_timeout, pg.pool_size), (Some(3), Some(8)));
+
+    let dir = temp_dir("pgsecret");
+    std::fs::write(dir.join("pgpw"), "s3cret\nignored\n").unwrap();
+    let c = parse_config(
+        "[rdbms]\nbackend = postgresql\npassword = file://pgpw\n",
+        &dir,
+        "config.ini",
+    )
+    .unwrap();
+    assert_eq!(c.rdbms.postgresql.password.as_deref(), Some("s3cret"));
 }
 
 /// Syntax errors name the file and line, quote the line, and say what is wrong in

@@ -130,6 +130,56 @@ fn every_used_option_reaches_the_settings() {
     assert!(p.hash("x").starts_with("{BCRYPT}$2b$09$"));
 }
 
+#[test]
+fn postgresql_options_reach_the_settings() {
+    use roundup_xmlrpc::config::Backend;
+    let s = settings(
+        "[rdbms]\nbackend = postgresql\nname = trk\nhost = /run/pg\nport = 5433\nuser = rt\n\
+         password = pw\nservice = svc\ntemplate = template0\nsslmode = verify-ca\n\
+         sslrootcert = ca.crt\nsslcert = c.crt\nsslkey = c.key\nconnect_timeout = 3\n\
+         pool_size = 6\n",
+    );
+    assert_eq!(s.rdbms.backend, Backend::Postgresql);
+    let pg = &s.rdbms.postgresql;
+    assert_eq!(
+        (
+            pg.name.as_deref(),
+            pg.host.as_deref(),
+            pg.port.as_deref(),
+            pg.user.as_deref(),
+            pg.password.as_deref()
+        ),
+        (
+            Some("trk"),
+            Some("/run/pg"),
+            Some("5433"),
+            Some("rt"),
+            Some("pw")
+        )
+    );
+    assert_eq!(
+        (
+            pg.service.as_deref(),
+            pg.template.as_deref(),
+            pg.sslmode.as_deref()
+        ),
+        (Some("svc"), Some("template0"), Some("verify-ca"))
+    );
+    assert_eq!(
+        pg.sslrootcert.as_deref(),
+        Some(Path::new("/trackers/demo/ca.crt"))
+    );
+    assert_eq!(
+        pg.sslcert.as_deref(),
+        Some(Path::new("/trackers/demo/c.crt"))
+    );
+    assert_eq!(
+        pg.sslkey.as_deref(),
+        Some(Path::new("/trackers/demo/c.key"))
+    );
+    assert_eq!((pg.connect_timeout, pg.pool_size), (Some(3), Some(6)));
+}
+
 /// A new classic tracker in a fresh directory (cheap password hashing).
 fn new_tracker(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rxs-settings-{name}-{}", std::process::id()));
@@ -289,6 +339,19 @@ fn readme_tables_match_the_audit() {
             ("rdbms", "sqlite_timeout"),
             ("rdbms", "allow_create"),
             ("rdbms", "allow_alter"),
+            ("rdbms", "name"),
+            ("rdbms", "host"),
+            ("rdbms", "port"),
+            ("rdbms", "user"),
+            ("rdbms", "password"),
+            ("rdbms", "service"),
+            ("rdbms", "template"),
+            ("rdbms", "sslmode"),
+            ("rdbms", "sslrootcert"),
+            ("rdbms", "sslcert"),
+            ("rdbms", "sslkey"),
+            ("rdbms", "connect_timeout"),
+            ("rdbms", "pool_size"),
             ("mail", "domain"),
             ("mail", "host"),
             ("mail", "port"),
@@ -322,6 +385,9 @@ fn readme_tables_match_the_audit() {
         table_options(ignored),
         pairs(&[
             ("rdbms", "allow_drop"),
+            ("rdbms", "isolation_level"),
+            ("rdbms", "cache_size"),
+            ("rdbms", "serverside_cursor"),
             ("mail", "tls_keyfile"),
             ("mail", "tls_certfile"),
             ("mail", "local_hostname"),

@@ -234,8 +234,28 @@ fn build(
     .collect();
     let data = load_initial_data(&tmp.join("initial_data.toml"), &vars)
         .map_err(|e| InitError::Schema(e.to_string()))?;
+    // PostgreSQL: the database is created (or an existing empty one filled) by
+    // opening the tracker; a database this run created is dropped again if
+    // filling it fails, so that `init` can simply be run again.
+    let pg = config.rdbms.backend == crate::config::Backend::Postgresql;
+    let pg_existed = pg
+        && crate::postgres::database_exists(&config.rdbms.postgresql, tmp).map_err(|e| {
+            InitError::Open(match e {
+                crate::store::StoreError::Unavailable(m) => OpenError::Unreachable(m),
+                e => OpenError::Database {
+                    path: tmp.to_path_buf(),
+                    source: e,
+                },
+            })
+        })?;
+    let pg_settings = config.rdbms.postgresql.clone();
     let tracker = Tracker::from_parts(name, tmp, schema, config, true)?;
-    create_as_admin(&tracker, &data.creates)
+    let result = create_as_admin(&tracker, &data.creates);
+    if result.is_err() && pg && !pg_existed {
+        drop(tracker);
+        crate::postgres::drop_database(&pg_settings, tmp);
+    }
+    result
 }
 
 /// Creates items as the admin user (id 1), each through the same argument

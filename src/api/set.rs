@@ -14,6 +14,13 @@ pub fn set(ctx: &mut Ctx<'_>, params: &[Value]) -> Result<Value> {
     let class = ctx.class(&cn)?.clone();
     let id = parse_id(&id_text);
     let no_such = || Error::UsageError(format!("no such {cn} {id_text}"));
+    if let Some(id) = id {
+        // `+x`/`-x` arguments are applied to the current value: other daemons'
+        // changes of this item wait from here until this one commits.
+        ctx.tx.lock_item(&class, id)?;
+        // "Now" from after the wait: journal dates follow the item's commit order.
+        ctx.now = ctx.now.max(crate::hyperdb::date::Date::now());
+    }
     let changes = props_from_args(ctx, &class, &params[1..], id)?;
     let tracker = ctx.tracker;
     for name in changed_names(&changes) {

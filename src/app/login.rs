@@ -87,6 +87,11 @@ struct LoginKeys {
 }
 
 impl LoginKeys {
+    /// The keys in the order the shared limiter state is read.
+    fn shared(&self) -> [&str; 3] {
+        [&self.pair, &self.user, &self.peer]
+    }
+
     fn new(username: &str, peer: &str) -> LoginKeys {
         let client = client_key(peer);
         LoginKeys {
@@ -115,6 +120,20 @@ fn client_key(peer: &str) -> String {
 impl Mounted {
     /// `Err` while the username, the client address or the pair is locked out.
     fn locked_out(&self, keys: &LoginKeys, now: Instant) -> Result<(), LoginError> {
+        self.locked_out_given(keys, now, None)
+    }
+
+    /// [`Mounted::locked_out`] with the shared state already read (`tats`, in
+    /// the order of [`LoginKeys::shared`]), e.g. together with the user.
+    fn locked_out_given(
+        &self,
+        keys: &LoginKeys,
+        now: Instant,
+        tats: Option<Vec<Option<f64>>>,
+    ) -> Result<(), LoginError> {
+        if let Some(r) = self.shared_locked_out(keys, tats) {
+            return r;
+        }
         self.limiter
             .check(&keys.pair, now)
             .and_then(|()| self.user_limiter.check(&keys.user, now))
@@ -125,6 +144,9 @@ impl Mounted {
     /// Counts a failed login under all three keys: `Limited` when one of them had
     /// already used up its budget, else `Invalid`.
     fn record_failure(&self, keys: &LoginKeys) -> LoginError {
+        if let Some(e) = self.shared_record_failure(keys) {
+            return e;
+        }
         let now = Instant::now();
         let results = [
             self.limiter.record_failure(&keys.pair, now),
@@ -137,6 +159,78 @@ impl Mounted {
         }
     }
 
+    // --- Failed-login state shared through the database (PostgreSQL) ---
+
+    /// [`Mounted::locked_out`] over the database's shared state, when the store
+    /// keeps one (`None`: in memory, also when the database cannot be read).
+    fn shared_locked_out(
+        &self,
+        keys: &LoginKeys,
+        tats: Option<Vec<Option<f64>>>,
+    ) -> Option<Result<(), LoginError>> {
+        let shared = self.tracker.store.shared_limits()?;
+        if self.limiter.limit() == 0 {
+            return None;
+        }
+        let read = match tats {
+            Some(t) => Ok(t),
+            None => shared.tats(&keys.shared()),
+        };
+        let tats = match read {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(tracker = %self.name, error = %e, "shared failed-login state unreadable; using this daemon's own");
+                return None;
+            }
+        };
+        let now = unix_now();
+        Some(
+            self.limiter
+                .check_at(tats[0], now)
+                .and_then(|()| self.user_limiter.check_at(tats[1], now))
+                .and_then(|()| self.peer_limiter.check_at(tats[2], now))
+                .map_err(LoginError::Limited),
+        )
+    }
+
+    /// [`Mounted::record_failure`] in the database's shared state (`None`: not
+    /// kept there, or the database failed: counted in memory instead).
+    fn shared_record_failure(&self, keys: &LoginKeys) -> Option<LoginError> {
+        let shared = self.tracker.store.shared_limits()?;
+        if self.limiter.limit() == 0 {
+            return None;
+        }
+        let now = unix_now();
+        let mut refused = None;
+        for (limiter, key) in [
+            (&self.limiter, &keys.pair),
+            (&self.user_limiter, &keys.user),
+            (&self.peer_limiter, &keys.peer),
+        ] {
+            let mut this = None;
+            let stored =
+                shared.update(
+                    key,
+                    limiter.interval().as_secs_f64(),
+                    &mut |tat| match limiter.next_tat(tat, now) {
+                        Ok(t) => Some(t),
+                        Err(r) => {
+                            this = Some(r);
+                            None
+                        }
+                    },
+                );
+            if let Err(e) = stored {
+                tracing::warn!(tracker = %self.name, error = %e, "shared failed-login state not written; counted by this daemon only");
+                return None;
+            }
+            if refused.is_none() {
+                refused = this;
+            }
+        }
+        Some(refused.map_or(LoginError::Invalid, LoginError::Limited))
+    }
+
     /// See [`Mounted::dummy_hash`].
     fn dummy_hash(&self) -> &str {
         self.dummy_hash.get_or_init(|| {
@@ -145,6 +239,14 @@ impl Mounted {
             self.tracker.settings.hash_policy().hash(&text)
         })
     }
+}
+
+/// The current time in Unix seconds (the shared limiter state's clock).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The non-retired user called `username` (exactly), if any.
@@ -202,12 +304,24 @@ impl App {
             Credentials::Basic { username, password } => (username.as_str(), password.as_str()),
         };
         let keys = LoginKeys::new(username, peer);
+        // The shared failed-login state (PostgreSQL) and the user, read together.
+        let shared = m.tracker.store.shared_limits().is_some() && m.limiter.limit() > 0;
+        let limit_keys = keys.shared();
+        let (tats, user_id) = tx
+            .login_lookup(
+                users,
+                "username",
+                username,
+                if shared { &limit_keys } else { &[] },
+            )
+            .map_err(|e| LoginError::Store(e.to_string()))?;
         // Refused while locked out, even with the right password.
-        m.locked_out(&keys, Instant::now())?;
-        let user = if username.is_empty() {
-            None
-        } else {
-            find_user(tx, users, username)?
+        m.locked_out_given(&keys, Instant::now(), tats.filter(|_| shared))?;
+        let user = match user_id.filter(|_| !username.is_empty()) {
+            Some(id) => tx
+                .get(users, id, Multilinks::None)
+                .map_err(|e| LoginError::Store(e.to_string()))?,
+            None => None,
         };
         let stored = user.as_ref().and_then(stored_password);
         let (user, hash) = match (user, stored) {

@@ -18,8 +18,12 @@
 //! cost nothing), at most `max_keys` of them. When full, keys whose `tat` has passed
 //! (equivalent to absent) are pruned; if all are live, the key closest to expiry is
 //! dropped, which an attacker could only force with `max_keys` fresh failures within
-//! one interval. The state lives in memory only: unlike Roundup (which keeps it in the
-//! OTK database) it is per process and lost on restart.
+//! one interval. The state lives in memory, per process and lost on restart —
+//! except on PostgreSQL, where it is kept in the database like Roundup keeps it
+//! (its `otks` table, see [`crate::store::SharedLimits`]) and so holds across all
+//! daemons serving the tracker: [`LoginLimiter::check_at`] and
+//! [`LoginLimiter::next_tat`] are the same GCRA over that shared state, in Unix
+//! seconds.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -135,6 +139,36 @@ impl LoginLimiter {
         self.test(tat, now).map(|_| ())
     }
 
+    /// [`check`](Self::check) over state kept elsewhere: `tat` is the key's stored
+    /// theoretical arrival time, `now` the time, both Unix seconds.
+    pub fn check_at(&self, tat: Option<f64>, now: f64) -> Result<(), RetryAfter> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        self.test_secs(tat, now).map(|_| ())
+    }
+
+    /// [`record_failure`](Self::record_failure) over state kept elsewhere: the
+    /// key's new arrival time after a failure at `now`, or `Err` (nothing to
+    /// store) when the limit is already reached.
+    pub fn next_tat(&self, tat: Option<f64>, now: f64) -> Result<f64, RetryAfter> {
+        let tat = self.test_secs(tat, now)?;
+        Ok(tat + self.inverse.as_secs_f64())
+    }
+
+    fn test_secs(&self, tat: Option<f64>, now: f64) -> Result<f64, RetryAfter> {
+        let tat = tat.map_or(now, |t| t.max(now));
+        let separation = tat - now;
+        if separation > self.interval.saturating_sub(self.inverse).as_secs_f64() {
+            Err(RetryAfter {
+                secs: self.inverse.as_secs(),
+                reset_secs: separation,
+            })
+        } else {
+            Ok(tat)
+        }
+    }
+
     /// Counts one event (a call, for the call-rate limit) for `key`, or returns
     /// `Err` without counting when its budget is used up.
     pub fn take(&self, key: &str, now: Instant) -> Result<(), RetryAfter> {
@@ -164,5 +198,28 @@ impl LoginLimiter {
         }
         tats.insert(digest, new_tat);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_state_follows_the_same_gcra() {
+        // 4 failures per 600 s: failures 1-4 pass, the 5th is refused, 150 s later
+        // one more passes.
+        let l = LoginLimiter::new(4, Duration::from_secs(600));
+        let mut tat = None;
+        for _ in 0..4 {
+            assert!(l.check_at(tat, 1000.0).is_ok());
+            tat = Some(l.next_tat(tat, 1000.0).expect("allowed"));
+        }
+        let r = l.check_at(tat, 1000.0).expect_err("locked out");
+        assert_eq!(r.secs, 150);
+        assert!(l.next_tat(tat, 1000.0).is_err());
+        assert!(l.check_at(tat, 1150.0).is_ok());
+        let off = LoginLimiter::new(0, Duration::from_secs(1));
+        assert!(off.check_at(Some(1e12), 0.0).is_ok());
     }
 }

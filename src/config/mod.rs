@@ -204,9 +204,58 @@ pub struct WebConfig {
     pub login_empty_passwords: bool,
 }
 
-/// `[rdbms]`: the database backend (only sqlite is supported).
+/// `[rdbms] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// `sqlite` (the default): `<database>/db`.
+    #[default]
+    Sqlite,
+    /// `postgresql`: the server and database of the connection options.
+    Postgresql,
+}
+
+/// The `[rdbms]` PostgreSQL connection options as config.ini gives them (`None` =
+/// not given or empty: libpq's fallbacks apply); `postgres::connect` uses them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnSettings {
+    /// `name`: the database, or `database.schema`.
+    pub name: Option<String>,
+    /// `host`: a host name or address, or a Unix-socket directory (starts with `/`).
+    pub host: Option<String>,
+    /// `port`.
+    pub port: Option<String>,
+    /// `user`.
+    pub user: Option<String>,
+    /// `password` (a `file://` value already read).
+    pub password: Option<String>,
+    /// `service`: an entry of the libpq service file.
+    pub service: Option<String>,
+    /// `template`: the template database `init` creates the database from.
+    pub template: Option<String>,
+    /// `sslmode` (ours, libpq's name): disable, allow, prefer, require, verify-ca,
+    /// verify-full.
+    pub sslmode: Option<String>,
+    /// `sslrootcert` (ours): trusted CA certificates (PEM).
+    pub sslrootcert: Option<PathBuf>,
+    /// `sslcert` (ours): client certificate (PEM).
+    pub sslcert: Option<PathBuf>,
+    /// `sslkey` (ours): client key (PEM).
+    pub sslkey: Option<PathBuf>,
+    /// `connect_timeout` (ours, seconds; default 10).
+    pub connect_timeout: Option<u64>,
+    /// `pool_size` (ours): most connections one daemon keeps (default 24).
+    pub pool_size: Option<usize>,
+}
+
+/// `[rdbms]`: the database backend and its options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RdbmsConfig {
+    /// `backend`: sqlite or postgresql.
+    pub backend: Backend,
+    /// PostgreSQL connection options (`name`, `host`, `port`, `user`, `password`,
+    /// `service`, `template`, and our `sslmode`, `sslrootcert`, `sslcert`,
+    /// `sslkey`, `connect_timeout`, `pool_size`); unused for sqlite.
+    pub postgresql: ConnSettings,
     /// `sqlite_timeout` in seconds (default 30): the busy timeout.
     pub sqlite_timeout: u64,
     /// `allow_create` (default yes): schema migration may create tables.
@@ -480,16 +529,30 @@ pub fn parse_config(
         login_empty_passwords: r.boolean("web", "login_empty_passwords", false)?,
     };
 
-    if let Some(b) = r.opt_string("rdbms", "backend")? {
-        if b != "sqlite" {
+    let backend = match r.opt_string("rdbms", "backend")?.as_deref() {
+        None | Some("sqlite") => Backend::Sqlite,
+        Some("postgresql") => Backend::Postgresql,
+        Some(b) => {
             return Err(r.invalid(
                 "rdbms",
                 "backend",
-                format!("\"{b}\": only sqlite is supported"),
-            ));
+                format!("\"{b}\": only sqlite and postgresql are supported"),
+            ))
         }
+    };
+    if backend == Backend::Postgresql
+        && r.opt_string("main", "indexer")?.as_deref() == Some("native-fts")
+    {
+        // Roundup would search __fts, which this server does not write.
+        return Err(r.invalid(
+            "main",
+            "indexer",
+            "\"native-fts\": not supported (the native indexer's __words is)",
+        ));
     }
     let rdbms = RdbmsConfig {
+        backend,
+        postgresql: pg_settings(&r)?,
         sqlite_timeout: r.number("rdbms", "sqlite_timeout", 30, 0, None)?,
         allow_create: r.boolean("rdbms", "allow_create", true)?,
         allow_alter: r.boolean("rdbms", "allow_alter", true)?,
@@ -599,6 +662,44 @@ fn parse_mailgw(r: &RawIni) -> Result<MailgwConfig, ConfigError> {
         )?,
         eol_re: regex("eol_re", r"[\r\n]+")?,
         blankline_re: regex("blankline_re", r"[\r\n]+\s*[\r\n]+")?,
+    })
+}
+
+/// The PostgreSQL connection options of `[rdbms]`. As in Roundup, a missing
+/// `name`, `host`, `user` or `password` has Roundup's default (`roundup`,
+/// `localhost`, `roundup`, `roundup`), while an empty one is not passed, leaving
+/// it to libpq's fallbacks (environment, service file, defaults).
+fn pg_settings(r: &RawIni) -> Result<ConnSettings, ConfigError> {
+    let roundup_default = |o: &str, default: &str| -> Result<Option<String>, ConfigError> {
+        Ok(match r.get("rdbms", o)? {
+            None => Some(default.to_string()),
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => Some(v.trim().to_string()),
+        })
+    };
+    let password = match r.get("rdbms", "password")? {
+        None => Some("roundup".to_string()),
+        Some(_) => r.secret("rdbms", "password")?,
+    };
+    let trimmed = |o: &str| -> Result<Option<String>, ConfigError> {
+        Ok(r.opt_string("rdbms", o)?
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()))
+    };
+    Ok(ConnSettings {
+        name: roundup_default("name", "roundup")?,
+        host: roundup_default("host", "localhost")?,
+        port: trimmed("port")?,
+        user: roundup_default("user", "roundup")?,
+        password,
+        service: trimmed("service")?,
+        template: trimmed("template")?,
+        sslmode: trimmed("sslmode")?,
+        sslrootcert: r.path("rdbms", "sslrootcert")?,
+        sslcert: r.path("rdbms", "sslcert")?,
+        sslkey: r.path("rdbms", "sslkey")?,
+        connect_timeout: r.opt_number("rdbms", "connect_timeout", 1)?,
+        pool_size: r.opt_number("rdbms", "pool_size", 2usize)?,
     })
 }
 

@@ -12,7 +12,7 @@ use crate::mail::OutgoingMail;
 use crate::schema::{ClassDef, ClassKind, PropType};
 use crate::security::UserCtx;
 use crate::store::pyrepr::{bytes_repr, float_repr, str_repr};
-use crate::store::{Id, Item, JournalEntry, Multilinks, PropValue, Tx, Values};
+use crate::store::{Id, Item, JournalEntry, JournalFormat, Multilinks, PropValue, Tx, Values};
 use crate::tracker::Tracker;
 
 /// Everything one API call works with: the transaction, the tracker, the acting
@@ -282,6 +282,7 @@ fn create_inner(
         };
         if class.key.as_deref() == Some(key) {
             if let Some(PropValue::String(s)) = value {
+                ctx.tx.lock_key(class, s)?;
                 if ctx.tx.lookup(class, key, s)?.is_some() {
                     return Err(Error::ValueError(format!("node with key \"{s}\" exists")));
                 }
@@ -358,7 +359,20 @@ fn create_inner(
 /// The repr of an old value in a `set` journal entry, as Roundup's
 /// `repr_export` writes it: strings Python-2 style (UTF-8 bytes, `\xNN`
 /// escapes), other values with Python's `repr` (reference §8.5).
-fn journal_value(v: &Option<PropValue>) -> String {
+fn journal_value(v: &Option<PropValue>, format: JournalFormat) -> String {
+    match (v, format) {
+        // PostgreSQL's hyperdb_to_sql_value: `Date.formal(sep=' ')` and 'TRUE'.
+        (Some(PropValue::Date(d)), JournalFormat::Postgresql) => {
+            let (y, m, day, h, mi, sec, ms) = d.components();
+            return bytes_repr(&format!(
+                "{y:04}-{m:02}-{day:02} {h:02}:{mi:02}:{sec:02}.{ms:03}"
+            ));
+        }
+        (Some(PropValue::Boolean(true)), JournalFormat::Postgresql) => {
+            return bytes_repr("TRUE");
+        }
+        _ => {}
+    }
     match v {
         None => "None".into(),
         Some(PropValue::String(s)) => bytes_repr(s),
@@ -391,6 +405,10 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
     if !ctx.tx.exists(class, id)? {
         return Err(Error::IndexError(format!("no such {} {id}", class.name)));
     }
+    // Other daemons' changes of this item wait until this one commits; "now"
+    // is taken after the wait, so journal dates follow the commit order.
+    ctx.tx.lock_item(class, id)?;
+    ctx.now = ctx.now.max(Date::now());
     detectors::audit(ctx, class, Event::Set, Some(id), Some(&mut changes))?;
     let old = ctx.item(class, id)?;
     let content = if class.kind == ClassKind::FileClass {
@@ -415,6 +433,7 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
             let current = old.values.get(&key).cloned().flatten();
             if class.key.as_deref() == Some(key.as_str()) && current != value {
                 if let Some(PropValue::String(s)) = &value {
+                    ctx.tx.lock_key(class, s)?;
                     if ctx.tx.lookup(class, &key, s)?.is_some() {
                         return Err(Error::ValueError(format!("node with key \"{s}\" exists")));
                     }
@@ -458,7 +477,10 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
                             link_journal(ctx, tc, *t, "link", &class.name, id, &key)?;
                         }
                     }
-                    journal_values.push((key.clone(), journal_value(&current)));
+                    journal_values.push((
+                        key.clone(),
+                        journal_value(&current, ctx.tx.journal_format()),
+                    ));
                 }
                 PropType::Multilink { do_journal, .. } => {
                     let tc = link_target(ctx.tracker, &prop.kind)
@@ -518,9 +540,15 @@ pub fn set(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id, mut changes: Changes) ->
                         };
                         ctx.tx.index_text(class, id, &key, text)?;
                     }
-                    journal_values.push((key.clone(), journal_value(&current)));
+                    journal_values.push((
+                        key.clone(),
+                        journal_value(&current, ctx.tx.journal_format()),
+                    ));
                 }
-                _ => journal_values.push((key.clone(), journal_value(&current))),
+                _ => journal_values.push((
+                    key.clone(),
+                    journal_value(&current, ctx.tx.journal_format()),
+                )),
             }
             if prop.quiet {
                 quiet.push(key.clone());
@@ -575,6 +603,8 @@ pub fn retire(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
     if !ctx.tx.exists(class, id)? {
         return Err(Error::IndexError(format!("no such {} {id}", class.name)));
     }
+    ctx.tx.lock_item(class, id)?;
+    ctx.now = ctx.now.max(Date::now());
     detectors::audit(ctx, class, Event::Retire, Some(id), None)?;
     ctx.tx.set_retired(class, id, true)?;
     journal(ctx, class, id, "retired", "None".into())?;
@@ -584,9 +614,12 @@ pub fn retire(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
 /// Roundup's `Class.restore`: un-retires the item unless a live item took its key,
 /// between the `restore` auditors and reactors.
 pub fn restore(ctx: &mut Ctx<'_>, class: &ClassDef, id: Id) -> Result<()> {
+    ctx.tx.lock_item(class, id)?;
+    ctx.now = ctx.now.max(Date::now());
     let item = ctx.item(class, id)?;
     if let Some(key) = &class.key {
         if let Some(PropValue::String(v)) = item.get(key) {
+            ctx.tx.lock_key(class, v)?;
             // Like Roundup, a live item "clashes" with itself too.
             if ctx.tx.lookup(class, key, v)?.is_some() {
                 return Err(Error::KeyError(format!(

@@ -12,8 +12,11 @@
 //! others. At start-up the thread sends whatever a previous run left.
 //!
 //! Delivery is at least once: a crash between handing a mail over and deleting
-//! its file sends it again after the restart. Only one daemon should serve a
-//! tracker: two would both send what is queued.
+//! its file sends it again after the restart. Several daemons may share the
+//! outbox (several daemons on one PostgreSQL tracker, on one host or on a shared
+//! file system): each mail is claimed with an exclusive lock on its file
+//! (`flock`) before it is sent and deleted under that lock, so each is sent by
+//! one daemon only.
 
 use super::{self as mail, MailError};
 use crate::config::Settings;
@@ -132,6 +135,37 @@ impl Outbox {
     }
 }
 
+/// Opens and locks a queued mail for sending: `None` when another daemon holds
+/// it, or has sent (and deleted or replaced) it since it was listed.
+fn claim(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::MetadataExt;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    // Sent and deleted by another daemon between our open and our lock?
+    let held = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => Ok(Some(file)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_claimed(mut file: &std::fs::File) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Why a delivery round ended early.
 enum RoundEnd {
     /// Everything queued was handled.
@@ -198,7 +232,17 @@ impl Worker {
             if self.stop.load(Ordering::Acquire) {
                 return RoundEnd::Stopped;
             }
-            let result = std::fs::read_to_string(&path)
+            // Claimed while it is being sent: another daemon skips it.
+            let claimed = match claim(&path) {
+                Ok(Some(file)) => file,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e,
+                        "cannot open a queued mail");
+                    return RoundEnd::Retry;
+                }
+            };
+            let result = read_claimed(&claimed)
                 .map_err(|e| MailError::File(format!("{}: {e}", path.display())))
                 .and_then(|text| mail::from_queue_file(&text))
                 .and_then(|m| mail::deliver_one(&m, &self.settings).map(|()| m));
@@ -253,5 +297,38 @@ impl Worker {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_mail_is_claimed_by_one_sender_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("rxs-outbox-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let mail = dir.join("1.mail");
+        std::fs::write(&mail, "queued").expect("write");
+        let first = claim(&mail).expect("claim").expect("free");
+        assert!(
+            claim(&mail).expect("claim").is_none(),
+            "held by the first sender"
+        );
+        assert_eq!(read_claimed(&first).expect("read"), "queued");
+        // Sent: deleted under the lock, then released.
+        std::fs::remove_file(&mail).expect("delete");
+        drop(first);
+        assert!(claim(&mail).expect("claim").is_none(), "gone");
+        // Replaced by a new file of the same name after the claim was opened.
+        std::fs::write(&mail, "new").expect("write");
+        let stale = std::fs::File::open(&mail).expect("open");
+        std::fs::remove_file(&mail).expect("delete");
+        std::fs::write(&mail, "newer").expect("write");
+        drop(stale);
+        let again = claim(&mail).expect("claim").expect("free");
+        assert_eq!(read_claimed(&again).expect("read"), "newer");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

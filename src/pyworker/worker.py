@@ -695,11 +695,14 @@ class Database:
                     if isinstance(prop, hyperdb.Password):
                         params[param] = password.JournalPassword(value)
                     elif isinstance(prop, hyperdb.Date):
-                        params[param] = date.Date(str(value))
+                        # PostgreSQL's journal writes '2024-01-02 03:04:05.000'.
+                        params[param] = date.Date(str(value).replace(' ', '.'))
                     elif isinstance(prop, hyperdb.Interval):
                         params[param] = date.Interval(value)
                     elif isinstance(prop, hyperdb.Boolean):
-                        params[param] = int(value)
+                        # PostgreSQL's journal writes a true Boolean as 'TRUE'.
+                        params[param] = {'TRUE': 1, 'FALSE': 0}.get(value) \
+                            if value in ('TRUE', 'FALSE') else int(value)
             res.append((nid, stamp, user, action, params))
         return res
 

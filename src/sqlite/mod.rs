@@ -7,8 +7,8 @@
 //! and is called from blocking threads, never from the async executor.
 
 mod checkpoint;
-mod ddl;
-mod files;
+pub(crate) mod ddl;
+pub(crate) mod files;
 mod query;
 mod values;
 
@@ -29,7 +29,8 @@ use std::time::Duration;
 pub use ddl::{columns as class_columns, DB_VERSION};
 pub use values::index_words;
 
-use values::{cell_to_value, column_kind, value_to_sql, RowShape};
+pub(crate) use values::column_kind;
+use values::{cell_to_value, value_to_sql, RowShape};
 
 /// Page cache per reader connection, in KiB, as SQLite's negative `cache_size`.
 const READER_CACHE_KIB: i64 = -128;
@@ -234,7 +235,7 @@ fn user_version(conn: &Connection) -> Result<i64> {
 /// (SQLite creates `db-wal` and `db-shm` there; content goes to `files/`) and the
 /// database files themselves. Opened for writing, not checked by mode bits, so a
 /// read-only mount is caught for root too.
-fn check_writable(db_dir: &Path, db_path: &Path) -> Result<()> {
+pub(crate) fn check_writable(db_dir: &Path, db_path: &Path) -> Result<()> {
     let not_writable = |path: &Path, e: std::io::Error| StoreError::NotWritable {
         path: path.to_path_buf(),
         reason: plain_io_reason(&e),

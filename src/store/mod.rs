@@ -1,8 +1,8 @@
 //! Storage: the narrow interface the item layer and the API methods use ([`Store`],
 //! [`Tx`]), the filter model ([`filter`]), Python repr text as Roundup stores it
 //! ([`pyrepr`]) and a transaction bound to a call's deadline ([`WatchedTx`]). The
-//! backends implement it as sibling modules above this one (`sqlite`, Roundup
-//! 2.6's on-disk layout), so that each stays its own room.
+//! backends implement it as sibling modules above this one (`sqlite` and
+//! `postgres`, Roundup 2.6's layouts), so that each stays its own room.
 //!
 //! Everything happens inside a [`Tx`]: a read snapshot or a write transaction.
 //! A write transaction covers one XML-RPC call (or one multicall sub-call); rows,
@@ -100,6 +100,17 @@ pub struct JournalEntry {
     pub params: String,
 }
 
+/// How a backend writes old Date and Boolean values into journal `params`
+/// (Roundup's `_journal_marshal` uses the backend's `hyperdb_to_sql_value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalFormat {
+    /// SQLite: Dates `'20240102030405.000'`, Booleans `1`/`0`.
+    Sqlite,
+    /// PostgreSQL: Dates `'2024-01-02 03:04:05.000'`, a true Boolean `'TRUE'`
+    /// (a string), a false one `0`.
+    Postgresql,
+}
+
 /// A journal entry as stored, for reading (Roundup's `getjournal` unmarshals
 /// `params` itself).
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +135,22 @@ pub enum StoreError {
     /// SQLite reported an error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error (or the connection failed mid-call).
+    #[error("database error: {message}")]
+    Postgres {
+        /// The error as described by the backend.
+        message: String,
+        /// Its SQLSTATE, when the server reported one.
+        sqlstate: Option<String>,
+    },
+    /// The database server cannot be reached (PostgreSQL down, refused, busy).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A value the database layout cannot hold (PostgreSQL: an Integer or id
+    /// beyond 32 bits, a Number beyond float4, an over-long key, NUL in text).
+    /// Reported to the client as a `ValueError`.
+    #[error("{0}")]
+    Value(String),
     /// A content file could not be read or written.
     #[error("file error: {0}")]
     Io(#[from] std::io::Error),
@@ -160,6 +187,8 @@ impl StoreError {
         use rusqlite::ErrorCode;
         match self {
             StoreError::NotWritable { .. } => true,
+            // read_only_sql_transaction (a standby, or default_transaction_read_only).
+            StoreError::Postgres { sqlstate, .. } => sqlstate.as_deref() == Some("25006"),
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
                 e.code == ErrorCode::ReadOnly
             }
@@ -254,12 +283,72 @@ pub trait Tx {
     fn interrupter(&self) -> Option<Interrupter> {
         None
     }
+
+    /// How old values are written into journal params (see [`JournalFormat`]).
+    fn journal_format(&self) -> JournalFormat {
+        JournalFormat::Sqlite
+    }
+
+    /// The two reads of a login together (PostgreSQL: in one round trip): the
+    /// failed-login limiter state shared through the database for `limit_keys`
+    /// (as [`SharedLimits::tats`]; `None` where the backend keeps none, or no
+    /// keys are given) and the live item of `class` whose `key` is `value` (as
+    /// [`Tx::lookup`]).
+    #[allow(clippy::type_complexity)]
+    fn login_lookup(
+        &mut self,
+        class: &ClassDef,
+        key: &str,
+        value: &str,
+        _limit_keys: &[&str],
+    ) -> Result<(Option<Vec<Option<f64>>>, Option<Id>)> {
+        Ok((None, self.lookup(class, key, value)?))
+    }
+
+    /// Serialises writers that may introduce the key value `value` of `class`
+    /// with other processes writing the same database, until this transaction
+    /// ends: called before the lookup that refuses a duplicate key, so that the
+    /// lookup sees what a concurrent writer committed. (SQLite serialises all
+    /// writers anyway: a no-op there.)
+    fn lock_key(&mut self, _class: &ClassDef, _value: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Serialises writers of item `id` of `class` with other processes until
+    /// this transaction ends: called before a change reads the item. (A no-op on
+    /// SQLite, whose writers are serialised.)
+    fn lock_item(&mut self, _class: &ClassDef, _id: Id) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Failed-login limiter state kept in the database, shared by every daemon that
+/// serves it (PostgreSQL: Roundup's `otks` rows). Times are Unix seconds.
+pub trait SharedLimits: Send + Sync {
+    /// The stored theoretical arrival times of `keys` (`None` where absent).
+    fn tats(&self, keys: &[&str]) -> Result<Vec<Option<f64>>>;
+    /// Atomically with other daemons: reads `key`'s arrival time, asks `decide`
+    /// for the new one (`None`: refused, nothing stored) and stores it, to expire
+    /// two `interval`s from now. True when stored.
+    fn update(
+        &self,
+        key: &str,
+        interval: f64,
+        decide: &mut dyn FnMut(Option<f64>) -> Option<f64>,
+    ) -> Result<bool>;
 }
 
 /// A tracker database: hands out transactions. Shared by all request threads.
 pub trait Store: Send + Sync {
-    /// A read transaction (a consistent snapshot; never waits for writers).
+    /// A read transaction (never waits for writers; SQLite: one consistent
+    /// snapshot; PostgreSQL: each statement its own snapshot, as Roundup reads
+    /// there).
     fn read(&self) -> Result<Box<dyn Tx + '_>>;
     /// A write transaction (writers are serialised).
     fn write(&self) -> Result<Box<dyn Tx + '_>>;
+    /// The failed-login limiter state shared through the database, when the
+    /// backend has it (several daemons on one database).
+    fn shared_limits(&self) -> Option<&dyn SharedLimits> {
+        None
+    }
 }

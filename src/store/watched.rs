@@ -5,8 +5,8 @@ use crate::hyperdb::date::Date;
 use crate::schema::ClassDef;
 
 use super::{
-    FilterQuery, Id, Interrupter, Item, JournalEntry, JournalRow, Multilinks, PropValue, Result,
-    StoreError, Tx, Values,
+    FilterQuery, Id, Interrupter, Item, JournalEntry, JournalFormat, JournalRow, Multilinks,
+    PropValue, Result, StoreError, Tx, Values,
 };
 
 /// A transaction bound to a call's [`Deadline`]: each operation fails with
@@ -177,5 +177,30 @@ impl Tx for WatchedTx<'_> {
 
     fn interrupter(&self) -> Option<Interrupter> {
         None
+    }
+
+    fn journal_format(&self) -> JournalFormat {
+        match self.inner.as_ref() {
+            Some(inner) => inner.journal_format(),
+            None => JournalFormat::Sqlite,
+        }
+    }
+
+    fn login_lookup(
+        &mut self,
+        class: &ClassDef,
+        key: &str,
+        value: &str,
+        limit_keys: &[&str],
+    ) -> Result<(Option<Vec<Option<f64>>>, Option<Id>)> {
+        self.run(|tx| tx.login_lookup(class, key, value, limit_keys))
+    }
+
+    fn lock_key(&mut self, class: &ClassDef, value: &str) -> Result<()> {
+        self.run(|tx| tx.lock_key(class, value))
+    }
+
+    fn lock_item(&mut self, class: &ClassDef, id: Id) -> Result<()> {
+        self.run(|tx| tx.lock_item(class, id))
     }
 }

@@ -12,9 +12,17 @@ here), ``--target=roundup`` or ``E2E_TARGET=roundup`` drives Roundup 2.6.0's
 real standalone XML-RPC server instead, which is how the tests themselves are
 validated.
 
+Backend selection: ``--backend=sqlite`` (default) or ``--backend=postgresql``
+(or ``E2E_BACKEND``): the trackers of every test (ours and Roundup's) live in
+that backend; for PostgreSQL a private cluster is started once per session
+(scripts/pg-cluster, Unix socket only) and each tracker gets its own database,
+cloned from a template database.
+
 Markers: ``ours_only`` tests check deliberate differences of our server and
 are skipped for Roundup; ``roundup_only`` tests check standalone-server
 behaviour we deliberately do not reproduce and are skipped for ours.
+``sqlite_only`` / ``postgresql_only`` tests are about one backend's files or
+server and are deselected when the run uses the other.
 
 Trackers: ``server`` is module-scoped and set up as in the checklist of
 roundup-reference.md section 14 (user ``joe`` = id 3 created by admin);
@@ -41,6 +49,21 @@ def pytest_addoption(parser):
         "--target", choices=("ours", "roundup"), default=None,
         help="server to test: ours (the Rust binary, default) or roundup "
              "(Roundup 2.6.0's standalone server); env E2E_TARGET")
+    add_backend_option(parser)
+
+
+def add_backend_option(parser):
+    parser.addoption(
+        "--backend", choices=("sqlite", "postgresql"), default=None,
+        help="tracker database backend: sqlite (default) or postgresql "
+             "(a private cluster is started); env E2E_BACKEND")
+
+
+def backend_name(config):
+    name = config.getoption("--backend") or os.environ.get("E2E_BACKEND") or "sqlite"
+    if name not in ("sqlite", "postgresql"):
+        raise pytest.UsageError("E2E_BACKEND must be 'sqlite' or 'postgresql', not %r" % name)
+    return name
 
 
 def target_name(config):
@@ -51,6 +74,14 @@ def target_name(config):
 
 
 def pytest_configure(config):
+    # The harness reads the backend from the environment (also in threads).
+    os.environ["E2E_BACKEND"] = backend_name(config)
+    config.addinivalue_line(
+        "markers", "sqlite_only: about the sqlite backend's files; deselected "
+                   "when the trackers are on PostgreSQL")
+    config.addinivalue_line(
+        "markers", "postgresql_only: needs trackers on PostgreSQL; deselected "
+                   "on the sqlite backend")
     config.addinivalue_line(
         "markers", "ours_only: deliberate difference of our server; skipped "
                    "when testing Roundup")
@@ -60,21 +91,25 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    return "e2e target: %s" % target_name(config)
+    return "e2e target: %s, backend: %s" % (target_name(config), backend_name(config))
 
 
 def pytest_collection_modifyitems(config, items):
-    # E2E_IGNORE_MARKERS=1 runs ours_only tests against Roundup (and vice
-    # versa), to check that they detect the behaviour they are meant to.
-    if os.environ.get("E2E_IGNORE_MARKERS") == "1":
-        return
-    # Tests of the other target's behaviour are deselected, not skipped: they
-    # say nothing about this target, and a run must not pass by skipping.
+    # Tests of the other target's (or backend's) behaviour are deselected, not
+    # skipped: they say nothing about this run, and a run must not pass by
+    # skipping. E2E_IGNORE_MARKERS=1 runs ours_only tests against Roundup (and
+    # vice versa), to check that they detect the behaviour they are meant to.
     name = target_name(config)
     other = "ours_only" if name == "roundup" else "roundup_only"
+    if os.environ.get("E2E_IGNORE_MARKERS") == "1":
+        other = None
+    other_backend = ("sqlite_only" if backend_name(config) == "postgresql"
+                     else "postgresql_only")
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker(other) else keep).append(item)
+        unwanted = ((other and item.get_closest_marker(other))
+                    or item.get_closest_marker(other_backend))
+        (drop if unwanted else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

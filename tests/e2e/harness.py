@@ -10,9 +10,19 @@ Two *targets* can be driven by the same tests:
 
 Both serve a tracker whose directory is called ``demo`` so that the endpoint
 ``http://127.0.0.1:PORT/demo/xmlrpc`` is the same for both.
+
+Two *backends* for the trackers (``--backend`` / ``E2E_BACKEND``, see
+conftest.py): ``sqlite`` (``db/db``) or ``postgresql``: a private cluster
+started once per session by ``scripts/pg-cluster`` (initdb into a temporary
+directory, Unix socket only), one database per tracker, cloned from a template
+database that ``init`` (ours) or ``roundup-admin install`` + ``initialise``
+(Roundup) made once.
 """
 
+import atexit
 import base64
+import configparser
+import itertools
 import os
 import re
 import shutil
@@ -29,6 +39,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+PG_CLUSTER = REPO / "scripts" / "pg-cluster"
 REFERENCE_SERVER = REPO / "scripts" / "roundup-reference-server"
 DEFAULT_BIN = REPO / "target" / "debug" / "roundup-xmlrpc-server"
 
@@ -65,6 +76,117 @@ def missing_tool(reason):
 
 
 # --------------------------------------------------------------------------
+# Backends
+
+
+def backend():
+    """The trackers' backend of this run: ``sqlite`` or ``postgresql``."""
+    return os.environ.get("E2E_BACKEND") or "sqlite"
+
+
+class PgCluster:
+    """A private PostgreSQL cluster (``scripts/pg-cluster run``): stopped and
+    deleted when this process exits, even when it is killed (the script waits
+    for its stdin to close)."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.proc = subprocess.Popen([str(PG_CLUSTER), "run", str(self.dir)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        line = _readline_with_timeout(self.proc, 120)
+        if not line or not line.startswith(b"ready "):
+            self.proc.kill()
+            missing_tool("scripts/pg-cluster could not start PostgreSQL (is "
+                         "/usr/lib/postgresql/15/bin there? PG_BIN): %r" % line)
+        atexit.register(self.close)
+        self._names = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def connect(self, dbname="postgres"):
+        """A superuser connection (autocommit)."""
+        import psycopg2
+        con = psycopg2.connect(host=str(self.dir), user="postgres", dbname=dbname)
+        con.autocommit = True
+        return con
+
+    def new_name(self, prefix="t"):
+        with self._lock:
+            return "%s%d" % (prefix, next(self._names))
+
+    def clone(self, template, name):
+        """CREATE DATABASE name TEMPLATE template (owned by the tracker role)."""
+        con = self.connect()
+        try:
+            for attempt in range(100):
+                try:
+                    con.cursor().execute('CREATE DATABASE "%s" TEMPLATE "%s" OWNER rxs'
+                                         % (name, template))
+                    return
+                except Exception as e:  # the template is briefly in use
+                    if "being accessed by other users" not in str(e) or attempt == 99:
+                        raise
+                    time.sleep(0.1)
+        finally:
+            con.close()
+
+    def stop(self, mode="fast"):
+        """Stops the server: ``fast`` terminates the sessions, ``immediate`` is
+        a crash (recovery from the WAL at the next start)."""
+        subprocess.run([str(PG_CLUSTER), "stop", str(self.dir), mode], check=True,
+                       timeout=120)
+
+    def start(self):
+        subprocess.run([str(PG_CLUSTER), "start", str(self.dir)], check=True, timeout=120)
+
+    def settings(self, dbname):
+        """``--set`` values of our ``init`` for a tracker in database ``dbname``."""
+        return {"rdbms_backend": "postgresql", "rdbms_host": str(self.dir),
+                "rdbms_user": "rxs", "rdbms_password": "rxs", "rdbms_name": dbname}
+
+
+_cluster = None
+_cluster_lock = threading.Lock()
+
+
+def pg_cluster():
+    """The session's PostgreSQL cluster, started on first use."""
+    global _cluster
+    with _cluster_lock:
+        if _cluster is None:
+            import tempfile
+            _cluster = PgCluster(Path(tempfile.mkdtemp(prefix="rxs-e2e-pg-")))
+        return _cluster
+
+
+def copy_tracker(src, home):
+    """A private copy of tracker ``src`` at ``home``: the directory, and on
+    PostgreSQL a clone of its database (``src`` must not be served meanwhile).
+    The copy's mail goes to its own mail.log."""
+    src = src if isinstance(src, Tracker) else Tracker(src)
+    home = Path(home)
+    shutil.copytree(src.home, home)
+    copy = Tracker(home)
+    if copy.mail_log.exists():
+        copy.mail_log.unlink()
+    set_config_option(home, "mail", "debug", str(copy.mail_log))
+    if src.backend == "postgresql":
+        cluster = pg_cluster()
+        name = cluster.new_name()
+        cluster.clone(src.pg_name, name)
+        set_config_option(home, "rdbms", "name", name)
+        copy = Tracker(home)
+    return copy
+
+
+# --------------------------------------------------------------------------
 # Trackers
 
 
@@ -74,6 +196,15 @@ class Tracker:
     def __init__(self, home):
         self.home = Path(home)
         self.name = self.home.name
+        config = configparser.RawConfigParser(strict=False)
+        try:
+            config.read(self.home / "config.ini")
+        except configparser.Error:
+            pass
+        get = lambda o: config.get("rdbms", o, fallback="").strip()  # noqa: E731
+        self.backend = get("backend") or "sqlite"
+        self.pg_name = get("name")
+        self.pg_host = get("host")
 
     @property
     def db_path(self):
@@ -84,13 +215,58 @@ class Tracker:
         return self.home / "mail.log"
 
     def sql(self, query, params=()):
-        """Run a read-only query on the tracker's sqlite database."""
+        """Run a read-only query on the tracker's database (``?`` placeholders
+        on both backends)."""
+        if self.backend == "postgresql":
+            import psycopg2
+            con = psycopg2.connect(host=self.pg_host, user="postgres", dbname=self.pg_name)
+            try:
+                cur = con.cursor()
+                cur.execute(query.replace("%", "%%").replace("?", "%s"), params)
+                return [tuple(r) for r in cur.fetchall()]
+            finally:
+                con.rollback()
+                con.close()
         uri = "file:%s?mode=ro" % urllib.parse.quote(str(self.db_path))
         con = sqlite3.connect(uri, uri=True, timeout=30)
         try:
             return con.execute(query, params).fetchall()
         finally:
             con.close()
+
+    def consistent(self):
+        """The database is sound: sqlite's integrity check; on PostgreSQL, every
+        id sequence is past the highest id of its class (PostgreSQL itself is
+        crash-safe; what a daemon could break is the layout's invariants)."""
+        if self.backend != "postgresql":
+            return self.sql("pragma integrity_check") == [("ok",)]
+        tables = [t for (t,) in self.sql(
+            "select relname::text from pg_class where relkind = 'r' "
+            "and relname like '\\_%' and relname not like '\\_\\_%'")]
+        for t in tables:
+            ((seq_ok,),) = self.sql(
+                "select coalesce(max(id), 0) <= (select last_value from %s_ids) from %s"
+                % (t, t))
+            if not seq_ok:
+                return False
+        return True
+
+    @property
+    def commit_order(self):
+        """An ORDER BY expression putting rows in the order their transactions
+        committed: sqlite's ``rowid``; on PostgreSQL the commit timestamps the
+        test cluster tracks (``track_commit_timestamp``)."""
+        if self.backend == "postgresql":
+            return "pg_xact_commit_timestamp(xmin), ctid"
+        return "rowid"
+
+    def columns(self, table):
+        """The column names of a table."""
+        if self.backend == "postgresql":
+            return [r[0] for r in self.sql(
+                "select column_name::text from information_schema.columns "
+                "where table_name = ? order by ordinal_position", (table,))]
+        return [r[1] for r in self.sql("pragma table_info(%s)" % table)]
 
     def file_path(self, classname, itemid):
         """Where Roundup keeps the content of a FileClass item."""
@@ -141,16 +317,42 @@ class OursTarget(Target):
     def make_tracker(self, home):
         self.check()
         home = Path(home)
+        if backend() == "postgresql":
+            return copy_tracker(self._pg_template(), home)
+        return self.init_tracker(home)
+
+    def init_tracker(self, home, extra=None):
+        """``init`` a tracker at ``home`` (with more ``--set`` values)."""
         cmd = [str(self.binary), "init", str(home),
                "--admin-password", ADMIN_PASSWORD]
-        for key, value in tracker_settings(home).items():
+        settings = dict(tracker_settings(home))
+        settings.update(extra or {})
+        for key, value in settings.items():
             cmd += ["--set", "%s=%s" % (key, value)]
         run_checked(cmd, "init")
         tracker = Tracker(home)
-        if not tracker.db_path.is_file():
+        if tracker.backend == "sqlite" and not tracker.db_path.is_file():
             pytest.fail("`%s` exited 0 but did not create %s"
                         % (" ".join(cmd), tracker.db_path), pytrace=False)
         return tracker
+
+    _pg_templates = {}
+    _pg_lock = threading.Lock()
+
+    def _pg_template(self):
+        """The tracker ``init`` made once per session in a PostgreSQL database;
+        trackers are copies of it with a clone of its database."""
+        with self._pg_lock:
+            key = str(self.binary)
+            if key not in self._pg_templates:
+                import tempfile
+                cluster = pg_cluster()
+                top = tempfile.mkdtemp(prefix="rxs-e2e-tmpl-")
+                atexit.register(shutil.rmtree, top, True)
+                home = Path(top) / TRACKER_NAME
+                name = cluster.new_name("ours_template")
+                self._pg_templates[key] = self.init_tracker(home, cluster.settings(name))
+            return self._pg_templates[key]
 
     def server_command(self, tracker, name=None):
         """``-i DIR`` form, or Roundup's ``NAME=DIR`` form when name is given."""
@@ -199,8 +401,15 @@ class RoundupTarget(Target):
         with self._lock:
             if self._template is None:
                 home = self.cache_dir / TRACKER_NAME
-                settings = ",".join("%s=%s" % kv for kv in tracker_settings(home).items())
-                self._admin(home, "install", "classic", "sqlite", settings)
+                values = dict(tracker_settings(home))
+                kind = "sqlite"
+                if backend() == "postgresql":
+                    kind = "postgresql"
+                    cluster = pg_cluster()
+                    values.update(cluster.settings(cluster.new_name("roundup_template")))
+                    del values["rdbms_backend"]
+                settings = ",".join("%s=%s" % kv for kv in values.items())
+                self._admin(home, "install", "classic", kind, settings)
                 self._admin(home, "initialise", ADMIN_PASSWORD)
                 self._template = home
         return self._template
@@ -209,6 +418,8 @@ class RoundupTarget(Target):
         self.check()
         template = self._make_template()
         home = Path(home)
+        if backend() == "postgresql":
+            return copy_tracker(Tracker(template), home)
         shutil.copytree(template, home)
         config = home / "config.ini"
         old = "debug = %s\n" % (template / "mail.log")
@@ -423,8 +634,10 @@ def raw_post(server, body, headers=None, method="POST", path=None,
 
 def set_config_option(tracker, section, name, value):
     """Set ``name = value`` in ``[section]`` of the tracker's config.ini
-    (replacing the option, or a commented-out ``#name =`` line, if present)."""
-    config = tracker.home / "config.ini"
+    (replacing the option, or a commented-out ``#name =`` line, if present);
+    ``tracker`` is a :class:`Tracker` or its home directory."""
+    home = tracker.home if isinstance(tracker, Tracker) else Path(tracker)
+    config = home / "config.ini"
     text = config.read_text()
     header = "[%s]\n" % section
     assert header in text, "no [%s] in %s" % (section, config)
@@ -432,8 +645,9 @@ def set_config_option(tracker, section, name, value):
     end = text.find("\n[", start)
     end = len(text) if end < 0 else end + 1
     body = text[start:end]
-    line = "%s = %s" % (name, value)
-    body, n = re.subn(r"(?m)^#?%s\s*=.*$" % re.escape(name), line, body, count=1)
+    line = ("%s = %s" % (name, value)).rstrip()
+    body, n = re.subn(r"(?m)^#?%s\s*=.*$" % re.escape(name), line.replace("\\", "\\\\"),
+                      body, count=1)
     if n == 0:
         body = line + "\n" + body
     config.write_text(text[:start] + body + text[end:])

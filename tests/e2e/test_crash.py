@@ -1,7 +1,8 @@
 """Crashes and storage failures (issue 6, crash part).
 
 * ``kill -9`` in the middle of a write storm from 8 threads, twice, then a
-  restart on the same tracker: ``PRAGMA integrity_check`` is ok, every create
+  restart on the same tracker: the database is sound (sqlite:
+  ``PRAGMA integrity_check``), every create
   and set acknowledged before the kill is there, every acknowledged
   ``create('file', 'content=...')`` has its content file with exactly the
   bytes sent, no file row lacks its content, and acknowledged ids are never
@@ -11,10 +12,11 @@
   nothing): writes answer a clean fault within a time bound, reads keep
   working, and after space/write access comes back everything works and
   nothing is corrupt. Skipped with a message where mount is not permitted.
+  (With trackers on PostgreSQL only the content files and the mail outbox are
+  on that file system.)
 """
 
 import random
-import shutil
 import signal
 import subprocess
 import threading
@@ -129,7 +131,7 @@ def content_ok(tracker, fid, content):
 def check_after_restart(srv, storms, extra):
     """``extra``: fid -> content of files created by earlier checks."""
     tracker = srv.tracker
-    assert tracker.sql("pragma integrity_check") == [("ok",)]
+    assert tracker.consistent()
     admin = proxy(srv, timeout=30)
     titles = dict(zip(admin.filter("issue", None, {}), admin.list("issue", "title")))
     acked_ids = set()
@@ -284,12 +286,17 @@ def ro_phase(target, tracker, first, fid2, big):
         assert p.display("issue" + first, "title") == {"title": "before full"}
         assert p.display("file" + fid2, "content") == {"content": big}
         assert "unread" in p.list("status")
-        for call in ((p.create, "issue", "title=on read-only"),
-                     (p.create, "file", "content=ro", "name=ro"),
-                     (p.set, "issue" + first, "title=changed on ro")):
+        writes = [(p.create, "file", "content=ro", "name=ro")]
+        if tracker.backend == "sqlite":
+            writes += [(p.create, "issue", "title=on read-only"),
+                       (p.set, "issue" + first, "title=changed on ro")]
+        # (On PostgreSQL only the content files are on the read-only file
+        # system: writes without content still succeed.)
+        for call in writes:
             res = clean_write_fault(*call)
             assert res[0] == "fault", "write on a read-only file system: %r" % (res,)
         assert p.display("issue" + first, "title") == {"title": "before full"}
+        assert "ro" not in p.list("file", "name")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
@@ -299,11 +306,8 @@ def ro_phase(target, tracker, first, fid2, big):
 
 
 def test_disk_full_and_read_only_storage(target, make_tracker, small_fs):
-    src = make_tracker()
-    home = small_fs / "demo"
-    shutil.copytree(src.home, home)
-    from harness import Tracker
-    tracker = Tracker(home)
+    from harness import copy_tracker
+    tracker = copy_tracker(make_tracker(), small_fs / "demo")
     with MortalServer(target, tracker) as ms:
         srv = ms.start()
         admin = proxy(srv, timeout=30)
@@ -332,7 +336,7 @@ def test_disk_full_and_read_only_storage(target, make_tracker, small_fs):
         fid2 = admin.create("file", "content=" + big, "name=after-full")
         assert admin.display("file" + fid2, "content") == {"content": big}
         assert "toobig" not in admin.list("file", "name")
-        assert tracker.sql("pragma integrity_check") == [("ok",)]
+        assert tracker.consistent()
 
         # ---- read-only storage. A mount with files open for writing cannot
         # be remounted read-only, so the server is stopped first and started
@@ -353,7 +357,7 @@ def test_disk_full_and_read_only_storage(target, make_tracker, small_fs):
         assert admin.display("issue" + iid, "title") == {"title": "after read-only"}
         names = admin.list("issue", "title")
         assert "on read-only" not in names
-        assert tracker.sql("pragma integrity_check") == [("ok",)]
+        assert tracker.consistent()
         for (f,) in tracker.sql("select id from _file where __retired__ = 0"):
             assert tracker.file_path("file", str(f)).is_file()
         srv.stop()

@@ -16,7 +16,7 @@ import re
 import xmlrpc.client
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import ADMIN_PASSWORD, Server
+from harness import ADMIN_PASSWORD, Server, backend
 
 USERS = {"admin": ("admin", ADMIN_PASSWORD), "joe": ("joe", "secret"),
          "anon": (None, None), "bad": ("admin", "wrong")}
@@ -137,6 +137,15 @@ INTENDED = {
     78: "multilink ids are de-duplicated on create in ours: ['1'], not ['1','1','1']",
 }
 
+# With trackers on PostgreSQL (``--backend postgresql``), where Roundup's
+# PostgreSQL layout changes Roundup's answer but not ours (ours stays the answer
+# of the sqlite backend).
+INTENDED_POSTGRESQL = {
+    90: "search_matches with a non-number: Roundup-on-PostgreSQL passes ' ' and "
+        "'x' to SQL and faults (InvalidTextRepresentation); ours ignores them as "
+        "on sqlite",
+}
+
 DATE = re.compile(r"<Date [^>]*>")
 
 
@@ -191,7 +200,9 @@ def test_differential(reference_target, target, make_tracker):
         right = pool.submit(serve_and_run, target, right_tracker)
         left, right = left.result(), right.result()
 
-    intended = INTENDED if target.name == "ours" else {}
+    intended = dict(INTENDED) if target.name == "ours" else {}
+    if target.name == "ours" and backend() == "postgresql":
+        intended.update(INTENDED_POSTGRESQL)
     unexpected, expected = [], []
     for i, (call, a, b) in enumerate(zip(SEQUENCE, left, right)):
         if a == b:

@@ -17,7 +17,7 @@ import xmlrpc.client
 
 import pytest
 
-from harness import Server, Tracker
+from harness import Server, Tracker, copy_tracker
 
 pytestmark = pytest.mark.ours_only
 
@@ -182,9 +182,7 @@ def template_tracker(ours_target, tmp_path_factory):
 
 @pytest.fixture
 def tracker_copy(template_tracker, tmp_path):
-    home = tmp_path / "demo"
-    shutil.copytree(template_tracker.home, home)
-    return Tracker(home)
+    return copy_tracker(template_tracker, tmp_path / "demo")
 
 
 def test_schema_migrations_at_start_up_are_logged(ours_target, tracker_copy):

@@ -19,7 +19,15 @@ import xmlrpc.client
 
 import pytest
 
-from harness import ADMIN_PASSWORD, READY_RE, Server, raw_post
+from harness import (
+    ADMIN_PASSWORD,
+    READY_RE,
+    Server,
+    copy_tracker,
+    pg_cluster,
+    raw_post,
+    set_config_option,
+)
 
 pytestmark = pytest.mark.ours_only
 
@@ -34,12 +42,9 @@ def template_tracker(ours_target, tmp_path_factory):
 
 @pytest.fixture
 def tracker_copy(template_tracker, tmp_path):
-    """A private copy of the template tracker, named ``demo``."""
-    from harness import Tracker
-
-    home = tmp_path / "demo"
-    shutil.copytree(template_tracker.home, home)
-    return Tracker(home)
+    """A private copy of the template tracker (and of its database), named
+    ``demo``."""
+    return copy_tracker(template_tracker, tmp_path / "demo")
 
 
 def run(ours_target, *args, env=None, timeout=RUN_TIMEOUT):
@@ -111,9 +116,37 @@ def test_exit_5_port_in_use(ours_target, tracker_copy):
 
 
 def test_exit_6_unreadable_database(ours_target, tracker_copy):
-    tracker_copy.db_path.write_bytes(b"this is not an sqlite database\n" * 64)
+    if tracker_copy.backend == "postgresql":
+        con = pg_cluster().connect(tracker_copy.pg_name)
+        try:
+            con.cursor().execute("update schema set schema = 'not a python literal'")
+        finally:
+            con.close()
+    else:
+        tracker_copy.db_path.write_bytes(b"this is not an sqlite database\n" * 64)
     proc = run(ours_target, "-i", tracker_copy.home, "--port", "0")
     assert_exit(proc, 6, r"cannot open database")
+
+
+@pytest.mark.postgresql_only
+def test_exit_6_missing_postgresql_database(ours_target, tracker_copy):
+    set_config_option(tracker_copy.home, "rdbms", "name", "no_such_database")
+    proc = run(ours_target, "-i", tracker_copy.home, "--port", "0")
+    assert_exit(proc, 6, r'PostgreSQL database "no_such_database": does not exist; '
+                         r'`roundup-xmlrpc-server init` creates a tracker')
+
+
+@pytest.mark.postgresql_only
+def test_exit_8_postgresql_unreachable(ours_target, tracker_copy, tmp_path):
+    """No server at the configured place: one line naming server, database and
+    role, exit status 8, within the connect timeout (not a hang)."""
+    set_config_option(tracker_copy.home, "rdbms", "host", str(tmp_path / "nosocket"))
+    t0 = time.monotonic()
+    proc = run(ours_target, "-i", tracker_copy.home, "--port", "0")
+    assert time.monotonic() - t0 < 15
+    assert_exit(proc, 8, r'cannot connect to PostgreSQL \(database "%s" on %s:5432 as rxs\): '
+                % (tracker_copy.pg_name, re.escape(str(tmp_path / "nosocket"))))
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_exit_7_bad_config(ours_target, tracker_copy):

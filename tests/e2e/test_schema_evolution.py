@@ -11,7 +11,7 @@ pytestmark = pytest.mark.ours_only
 
 
 def columns(tracker, table):
-    return [r[1] for r in tracker.sql("pragma table_info(%s)" % table)]
+    return tracker.columns(table)
 
 
 def test_add_then_remove_property_and_class(make_tracker):

@@ -300,7 +300,7 @@ def test_outdated_hashes_are_migrated_on_login(fresh_server):
         # The migration is a journalled set by the user.
         rows = srv.tracker.sql(
             "select tag, action, params from user__journal where nodeid = ? "
-            "order by rowid", (int(ids[name]),))
+            "order by " + srv.tracker.commit_order, (int(ids[name]),))
         assert (str(rows[-1][0]), rows[-1][1]) == (ids[name], "set"), rows
         assert "*encrypted*" in rows[-1][2]
     # A wrong password never migrates anything.

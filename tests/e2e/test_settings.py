@@ -12,8 +12,8 @@ reaches the server's settings is checked by tests/tracker_settings.rs.
 """
 
 import base64
-import re
 import shutil
+import re
 import socketserver
 import ssl
 import sqlite3
@@ -24,7 +24,7 @@ import xmlrpc.client
 
 import pytest
 
-from harness import Server, Tracker, checklist_setup
+from harness import Server, Tracker, checklist_setup, copy_tracker
 
 pytestmark = pytest.mark.ours_only
 
@@ -36,15 +36,9 @@ def template_tracker(ours_target, tmp_path_factory):
 
 @pytest.fixture
 def tracker(template_tracker, tmp_path):
-    """A private copy of the template tracker whose mail goes to its own
-    mail.log (the template's config.ini names the template's)."""
-    home = tmp_path / "demo"
-    shutil.copytree(template_tracker.home, home)
-    copy = Tracker(home)
-    if copy.mail_log.exists():
-        copy.mail_log.unlink()
-    set_option(copy, "mail", "debug", str(copy.mail_log))
-    return copy
+    """A private copy of the template tracker (and of its database) whose mail
+    goes to its own mail.log."""
+    return copy_tracker(template_tracker, tmp_path / "demo")
 
 
 def set_option(tracker, section, name, value):
@@ -99,12 +93,19 @@ def nosy_mail(srv):
 
 
 def test_main_database_names_the_database_directory(ours_target, tracker):
+    """(On PostgreSQL the directory holds the content files and the outbox.)"""
     (tracker.home / "db").rename(tracker.home / "store")
     set_option(tracker, "main", "database", "store")
     with Server(ours_target, tracker) as srv:
         assert srv.admin().lookup("user", "admin") == "1"
         srv.admin().create("keyword", "name=kept")
+        fid = srv.admin().create("file", "content=stored", "name=f")
     assert not (tracker.home / "db").exists()
+    assert (tracker.home / "store" / "files" / "file" / "0" / ("file" + fid)).read_text() \
+        == "stored"
+    if tracker.backend == "postgresql":
+        assert tracker.sql("select _name from _keyword") == [("kept",)]
+        return
     con = sqlite3.connect(tracker.home / "store" / "db")
     try:
         assert con.execute("select _name from _keyword").fetchall() == [("kept",)]
@@ -216,6 +217,7 @@ def test_web_failed_login_interval(ours_target, tracker):
 # [rdbms]
 
 
+@pytest.mark.sqlite_only
 def test_rdbms_sqlite_timeout_bounds_the_wait_for_a_locked_database(ours_target, tracker):
     set_option(tracker, "rdbms", "sqlite_timeout", "1")
     with Server(ours_target, tracker) as srv:
@@ -257,10 +259,10 @@ def test_rdbms_allow_create_and_alter_protect_the_database(ours_target, tracker,
         assert srv.admin().lookup("user", "admin") == "1"
 
 
-def test_rdbms_backend_must_be_sqlite(ours_target, tracker):
+def test_rdbms_backend_must_be_sqlite_or_postgresql(ours_target, tracker):
     set_option(tracker, "rdbms", "backend", "mysql")
     code, stderr = start_fails(ours_target, tracker)
-    assert code == 7 and "only sqlite is supported" in stderr, (code, stderr)
+    assert code == 7 and "only sqlite and postgresql are supported" in stderr, (code, stderr)
 
 
 # --------------------------------------------------------------------------
