@@ -6,7 +6,7 @@
 //! fails with an I/O error), or `sleep:MS`. Only debug builds read the variable
 //! (the e2e tests run the debug binary); in release builds [`hit`] is an empty
 //! inline function. The points are listed where they are placed
-//! (`src/sqlite/files.rs` documents the content-file ones).
+//! (`src/store/files.rs` documents the content-file ones).
 
 /// Runs the action configured for `name`, if any.
 #[cfg(debug_assertions)]

@@ -30,7 +30,8 @@
 //!    their bounded labels), [`cli`] (the flag definitions), [`schema`] (the schema
 //!    model, its loaders and the check-condition language).
 //! 1. [`server`] (the HTTP front end; knows nothing of Roundup), [`store`] (the
-//!    storage trait, filter model, Python repr text, [`store::WatchedTx`]).
+//!    storage trait, filter model, Python repr text, [`store::WatchedTx`], and
+//!    what both backends share: the content-file protocol, the indexer's words).
 //! 2. [`config`] (one typed [`config::Settings`] per tracker from config.ini; the
 //!    flags merged with it for the front end), [`security`] (roles, grants,
 //!    hasPermission), [`error`].

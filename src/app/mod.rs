@@ -364,8 +364,13 @@ fn method_name_hint(body: &[u8]) -> Option<&[u8]> {
 
 /// The calls [`RpcHandler::call_inline`] answers on the executor thread: reads whose
 /// cost is a few indexed row reads, never a scan or a file. `display` of an item of
-/// a class that is not a FileClass (whose content is a file), `lookup`, `schema`.
+/// a class that is not a FileClass (whose content is a file), `lookup`, `schema`;
+/// and only on a backend whose reads are local ([`crate::store::Store::reads_inline`]:
+/// SQLite, not PostgreSQL).
 fn inline_method(tracker: &Tracker, call: &MethodCall) -> bool {
+    if !tracker.store.reads_inline() {
+        return false;
+    }
     match call.name.as_str() {
         "lookup" | "schema" => true,
         "display" => {

@@ -7,8 +7,7 @@ use super::connect::Target;
 use super::pool::Conn;
 use super::value::Cell;
 use crate::schema::{ClassDef, PropType, Schema};
-use crate::sqlite::ddl::class_spec_repr;
-use crate::store::pyrepr::{parse_schema_row, str_repr, StoredSchema};
+use crate::store::pyrepr::{class_spec_repr, parse_schema_row, str_repr, StoredSchema};
 use crate::store::{Result, StoreError};
 use tokio_postgres::error::SqlState;
 

@@ -28,7 +28,7 @@
 //! # Content files
 //!
 //! FileClass content stays on disk under `<tracker>/db/files`, as with Roundup on
-//! PostgreSQL, with the crash-safe protocol of [`crate::sqlite::files`]; the
+//! PostgreSQL, with the crash-safe protocol of [`crate::store::files`]; the
 //! token that tells committed staged files from abandoned ones is the writing
 //! transaction's id (`txid_current()`), whose fate PostgreSQL reports
 //! (`txid_status`: committed, aborted or still in progress), so that daemons
@@ -49,10 +49,10 @@ pub mod value;
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
 use crate::schema::{ClassDef, PropType, Schema};
-use crate::sqlite::files;
-use crate::sqlite::{column_kind, index_words};
+use crate::store::files;
 use crate::store::FilterQuery;
 use crate::store::OUTBOX_DIR;
+use crate::store::{column_kind, index_words};
 use crate::store::{
     Id, Item, JournalEntry, JournalFormat, JournalRow, Multilinks, PropValue, Result, Store,
     StoreError, Tx, Values,
@@ -203,7 +203,7 @@ impl PgStore {
             if !db_dir.is_dir() {
                 return Err(StoreError::Missing(db_dir.to_path_buf()));
             }
-            crate::sqlite::check_writable(db_dir, &db_dir.join("db"))?;
+            files::check_writable(db_dir, &db_dir.join("db"))?;
         }
         let (mut client, created) = ddl::connect_or_create(&target, options.create)?;
         let result = (|| -> Result<()> {

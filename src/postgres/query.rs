@@ -13,7 +13,7 @@ use super::value::{roundup_f32, Cell, Param};
 use super::PgTx;
 use crate::hyperdb::date::Date;
 use crate::schema::{ClassDef, PropType, Schema};
-use crate::sqlite::column_kind;
+use crate::store::column_kind;
 use crate::store::filter::{Cond, DateAlt, FilterQuery, IdExpr, Scalar, SortKey};
 use crate::store::{Id, Result, StoreError};
 use std::cmp::Ordering;

@@ -1,6 +1,7 @@
 //! Creating and evolving the Roundup 2.6 sqlite layout (reference §8.2, §8.6).
 
 use crate::schema::{ClassDef, PropType, Schema};
+use crate::store::pyrepr::class_spec_repr;
 use crate::store::pyrepr::str_repr;
 use crate::store::{Result, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -196,21 +197,6 @@ fn disallowed(operation: &str, class: &str, option: &str) -> StoreError {
     StoreError::Incompatible(format!(
         "{operation} operation disallowed: \"{class}\" ([rdbms] {option} = no)"
     ))
-}
-
-/// The Python repr of one class's entry in the `schema` row:
-/// `('key', [('prop', '<roundup.hyperdb.X>'), ...])`.
-pub fn class_spec_repr(class: &ClassDef) -> String {
-    let props: Vec<String> = class
-        .properties
-        .iter()
-        .map(|p| format!("({}, {})", str_repr(&p.name), str_repr(&p.kind.repr())))
-        .collect();
-    format!(
-        "({}, [{}])",
-        str_repr(class.key.as_deref().unwrap_or("")),
-        props.join(", ")
-    )
 }
 
 /// Makes the database match `schema`: creates base tables on a new database,

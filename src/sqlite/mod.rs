@@ -8,7 +8,6 @@
 
 mod checkpoint;
 pub(crate) mod ddl;
-pub(crate) mod files;
 mod query;
 mod values;
 
@@ -27,9 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use ddl::{columns as class_columns, DB_VERSION};
-pub use values::index_words;
 
-pub(crate) use values::column_kind;
+use crate::store::files::{self, check_writable};
+use crate::store::{column_kind, index_words};
 use values::{cell_to_value, value_to_sql, RowShape};
 
 /// Page cache per reader connection, in KiB, as SQLite's negative `cache_size`.
@@ -231,48 +230,6 @@ fn user_version(conn: &Connection) -> Result<i64> {
     Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
 }
 
-/// Refuses a database the daemon cannot write, in plain words: its directory
-/// (SQLite creates `db-wal` and `db-shm` there; content goes to `files/`) and the
-/// database files themselves. Opened for writing, not checked by mode bits, so a
-/// read-only mount is caught for root too.
-pub(crate) fn check_writable(db_dir: &Path, db_path: &Path) -> Result<()> {
-    let not_writable = |path: &Path, e: std::io::Error| StoreError::NotWritable {
-        path: path.to_path_buf(),
-        reason: plain_io_reason(&e),
-    };
-    let probe = db_dir.join(format!(".rxs-write-check-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-        }
-        Err(e) => return Err(not_writable(db_dir, e)),
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", db_path.display()));
-        match std::fs::OpenOptions::new().write(true).open(&p) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(not_writable(&p, e)),
-        }
-    }
-    Ok(())
-}
-
-/// An I/O error's reason without the OS error number.
-fn plain_io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}
-
 /// At start-up, before anything is served: installs the files of committed
 /// transactions that a crash left staged, and deletes those of transactions that
 /// never committed (see [`files`]). Runs under the write lock, so no other process
@@ -310,6 +267,10 @@ impl Store for SqliteStore {
 
     fn write(&self) -> Result<Box<dyn Tx + '_>> {
         Ok(Box::new(self.begin(true)?))
+    }
+
+    fn reads_inline(&self) -> bool {
+        true
     }
 }
 

@@ -1,8 +1,8 @@
 //! `filter()` as SQL over Roundup's tables. Every value travels as a bound
 //! parameter; class and property names come from the schema, never from clients.
 
-use super::column_kind;
 use crate::schema::{ClassDef, PropType, Schema};
+use crate::store::column_kind;
 use crate::store::filter::{Cond, DateAlt, FilterQuery, IdExpr, Scalar, SortKey};
 use crate::store::{Id, Result};
 use rusqlite::types::Value as SqlValue;

@@ -1,7 +1,8 @@
 //! Values between SQL and the store: one property cell to a [`PropValue`] and
 //! back (Roundup's column formats), how a class's row is read ([`RowShape`]), and
-//! the words Roundup's native full-text indexer stores ([`index_words`]).
+//! the words Roundup's native full-text indexer stores ([`crate::store::index_words`]).
 
+use crate::store::column_kind;
 use rusqlite::types::ValueRef;
 
 use super::ddl;
@@ -149,43 +150,4 @@ pub(crate) fn value_to_sql(v: &Option<PropValue>) -> rusqlite::types::Value {
         }
         Some(PropValue::Multilink(_)) => V::Null,
     }
-}
-
-/// The type of a column-backed property, automatic ones included.
-pub(crate) fn column_kind<'c>(
-    class: &'c ClassDef,
-    prop: &str,
-) -> Option<std::borrow::Cow<'c, PropType>> {
-    use std::borrow::Cow;
-    match prop {
-        "creation" | "activity" => Some(Cow::Owned(PropType::Date)),
-        "creator" | "actor" => Some(Cow::Owned(PropType::Link {
-            class: "user".into(),
-            do_journal: false,
-        })),
-        _ => class.prop(prop).map(|p| Cow::Borrowed(&p.kind)),
-    }
-}
-
-/// Roundup's stop words (`indexer_common.STOPWORDS`).
-const STOPWORDS: &[&str] = &[
-    "A", "AND", "ARE", "AS", "AT", "BE", "BUT", "BY", "FOR", "IF", "IN", "INTO", "IS", "IT", "NO",
-    "NOT", "OF", "ON", "OR", "SUCH", "THAT", "THE", "THEIR", "THEN", "THERE", "THESE", "THEY",
-    "THIS", "TO", "WAS", "WILL", "WITH",
-];
-
-/// The distinct words Roundup's native indexer stores for a text: upper-cased runs
-/// of 2 to 50 word characters, stop words left out.
-pub fn index_words(text: &str) -> Vec<String> {
-    let upper = text.to_uppercase();
-    let mut words: Vec<String> = Vec::new();
-    for run in upper.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-        let n = run.chars().count();
-        if (2..=50).contains(&n) && !STOPWORDS.contains(&run) {
-            words.push(run.to_string());
-        }
-    }
-    words.sort();
-    words.dedup();
-    words
 }

@@ -8,18 +8,21 @@
 //! A write transaction covers one XML-RPC call (or one multicall sub-call); rows,
 //! journal entries and FileClass content files land together or not at all.
 
+pub(crate) mod files;
 pub mod filter;
 pub mod pyrepr;
 pub mod watched;
+pub mod words;
 
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
-use crate::schema::ClassDef;
+use crate::schema::{ClassDef, PropType};
 use std::collections::BTreeMap;
 
 pub use crate::deadline::Interrupter;
 pub use filter::{Cond, FilterQuery, SortKey};
 pub use watched::WatchedTx;
+pub use words::index_words;
 
 /// The one area of the database directory where [`Tx::put_file_on_commit`] puts files:
 /// the mail outbox (`db/outbox/`).
@@ -350,5 +353,26 @@ pub trait Store: Send + Sync {
     /// backend has it (several daemons on one database).
     fn shared_limits(&self) -> Option<&dyn SharedLimits> {
         None
+    }
+    /// Whether a cheap read may run on an async executor thread: true only when
+    /// reads are local file reads (SQLite). A backend that talks to a server over
+    /// the network (PostgreSQL: each connection drives a runtime of its own, which
+    /// must not be started on an executor thread) keeps every call on the blocking
+    /// pool.
+    fn reads_inline(&self) -> bool {
+        false
+    }
+}
+
+/// The type of a column-backed property, automatic ones included.
+pub fn column_kind<'c>(class: &'c ClassDef, prop: &str) -> Option<std::borrow::Cow<'c, PropType>> {
+    use std::borrow::Cow;
+    match prop {
+        "creation" | "activity" => Some(Cow::Owned(PropType::Date)),
+        "creator" | "actor" => Some(Cow::Owned(PropType::Link {
+            class: "user".into(),
+            do_journal: false,
+        })),
+        _ => class.prop(prop).map(|p| Cow::Borrowed(&p.kind)),
     }
 }

@@ -98,6 +98,21 @@ pub fn float_repr(x: f64) -> String {
     out
 }
 
+/// The Python repr of one class's entry in the `schema` row:
+/// `('key', [('prop', '<roundup.hyperdb.X>'), ...])`.
+pub fn class_spec_repr(class: &crate::schema::ClassDef) -> String {
+    let props: Vec<String> = class
+        .properties
+        .iter()
+        .map(|p| format!("({}, {})", str_repr(&p.name), str_repr(&p.kind.repr())))
+        .collect();
+    format!(
+        "({}, [{}])",
+        str_repr(class.key.as_deref().unwrap_or("")),
+        props.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

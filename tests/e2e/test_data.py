@@ -1,6 +1,6 @@
 """Data safety: FileClass content, the mail outbox, a missing or read-only database.
 
-Content files (``src/sqlite/files.rs`` has the protocol):
+Content files (``src/store/files.rs`` has the protocol):
 
 * a reader never sees content of a transaction that has not committed, and
   ``kill -9`` while content is being installed leaves files that match the

@@ -426,6 +426,48 @@ impl Pending {
     }
 }
 
+/// Refuses a database the daemon cannot write, in plain words: its directory
+/// (SQLite creates `db-wal` and `db-shm` there; content goes to `files/`) and the
+/// database files themselves. Opened for writing, not checked by mode bits, so a
+/// read-only mount is caught for root too.
+pub(crate) fn check_writable(db_dir: &Path, db_path: &Path) -> Result<()> {
+    let not_writable = |path: &Path, e: std::io::Error| StoreError::NotWritable {
+        path: path.to_path_buf(),
+        reason: plain_io_reason(&e),
+    };
+    let probe = db_dir.join(format!(".rxs-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => return Err(not_writable(db_dir, e)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db_path.display()));
+        match std::fs::OpenOptions::new().write(true).open(&p) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(not_writable(&p, e)),
+        }
+    }
+    Ok(())
+}
+
+/// An I/O error's reason without the OS error number.
+fn plain_io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
