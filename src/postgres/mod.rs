@@ -38,6 +38,17 @@
 //!
 //! See [`pool`] and [`connect`]. Every method here is blocking and runs on
 //! blocking threads, never on the async executor.
+//!
+//! # Why this file is long
+//!
+//! It holds two things that belong together: the store (opening, crash
+//! recovery of content files, beginning transactions) and its transaction,
+//! `PgTx`, whose `impl Tx` is one block (a trait's implementation is one block
+//! in Rust, read in the trait's order as in `sqlite/mod.rs`) over helpers of the
+//! same struct; splitting them would only spread one type over files. What
+//! stands on its own is in the sibling files (statements for `filter` in
+//! `query.rs`, the schema's tables in `ddl.rs`, values in `value.rs`, the shared
+//! login limiter in `limits.rs`, connections in `pool.rs` and `connect.rs`).
 
 pub mod connect;
 pub(crate) mod ddl;
