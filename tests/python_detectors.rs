@@ -326,7 +326,8 @@ def issue_react(db, cl, nodeid, oldvalues):
     check(db.getjournal('issue', nodeid)[0][2] == '1', 'journal tag')
     check(cl.getnodeids() == [nodeid], 'getnodeids')
     check(cl.is_retired(nodeid) is False, 'is_retired')
-    check(db.hasnode('issue', nodeid) and not db.hasnode('issue', '99'), 'hasnode')
+    check(db.hasnode('issue', nodeid) == 1 and db.hasnode('issue', '99') == 0
+          and type(db.hasnode('issue', '99')) is int, 'hasnode is 1 or 0, as rdbms_common')
 
 def init(db):
     db.msg.audit('create', msg_audit)

@@ -329,7 +329,11 @@ class FacadeClass:
         return bool(self._node(nodeid)["__retired__"])
 
     def hasnode(self, nodeid):
-        return call("exists", self.classname, str(nodeid))
+        """rdbms_common.Database.hasnode: 1 or 0 (the type of its SQL count),
+        0 past SQL's INTEGER range, ValueError for a non-numeric id."""
+        if int(nodeid) >= 2**31:
+            return 0
+        return 1 if call("exists", self.classname, str(nodeid)) else 0
 
     def setkey(self, propname):
         prop = self.getprops()[propname]
