@@ -30,23 +30,7 @@ fn sql_type(kind: &PropType) -> &'static str {
 /// The non-Multilink columns of a class table, sorted by name as Roundup sorts
 /// them (Python string order of `_<prop>`, before PostgreSQL folds case).
 pub fn columns(class: &ClassDef) -> Vec<(String, &'static str)> {
-    let mut cols: Vec<(String, &'static str)> = vec![
-        ("_actor".into(), "INTEGER"),
-        ("_activity".into(), "TIMESTAMP"),
-        ("_creator".into(), "INTEGER"),
-        ("_creation".into(), "TIMESTAMP"),
-    ];
-    for p in &class.properties {
-        if p.kind.is_multilink() {
-            continue;
-        }
-        cols.push((format!("_{}", p.name), sql_type(&p.kind)));
-        if p.kind == PropType::Interval {
-            cols.push((format!("__{}_int__", p.name), "BIGINT"));
-        }
-    }
-    cols.sort();
-    cols
+    crate::store::row::columns(class, sql_type)
 }
 
 /// The tables every Roundup PostgreSQL database has (`open_connection` +

@@ -61,8 +61,8 @@ use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
 use crate::schema::{ClassDef, PropType, Schema};
 use crate::store::files;
+use crate::store::row::{self, ColumnValue, RowLayout};
 use crate::store::FilterQuery;
-use crate::store::OUTBOX_DIR;
 use crate::store::{column_kind, index_words};
 use crate::store::{
     Id, Item, JournalEntry, JournalFormat, JournalRow, Multilinks, PropValue, Result, Store,
@@ -331,17 +331,9 @@ impl PgStore {
 
     /// Installs committed files whose rename failed after their commit.
     fn retry_installs(&self) {
-        for l in self.pending.entries() {
-            match files::resolve(&l, i64::MAX) {
-                Ok(_) => self.pending.remove(&l.final_path, l.token),
-                Err(e) => {
-                    tracing::error!(file = %l.final_path.display(), error = %e,
-                        "committed content still not in place; retried at the next write");
-                    return;
-                }
-            }
+        if files::retry_installs(&self.pending, self.pending.entries()) {
+            self.repair_needed.store(false, Ordering::Release);
         }
-        self.repair_needed.store(false, Ordering::Release);
     }
 }
 
@@ -413,13 +405,10 @@ impl Store for PgStore {
 
 /// How one class's row is read by `get`.
 struct RowShape {
-    /// The class's properties when built, to notice a different `ClassDef`.
-    names: Vec<(String, PropType)>,
+    /// The columns, the property columns and the Multilinks.
+    layout: RowLayout,
     /// `select <columns>,__retired__`, without FROM.
     select: String,
-    /// (column index, property name, type) of every property column.
-    props: Vec<(usize, String, PropType)>,
-    retired_col: usize,
     /// `get` with every Multilink, and with none.
     sql_all: String,
     sql_none: String,
@@ -427,39 +416,15 @@ struct RowShape {
 
 impl RowShape {
     fn new(class: &ClassDef) -> RowShape {
-        let cols = ddl::columns(class);
-        let names: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
-        let select = format!("select {},__retired__", names.join(","));
-        let mut props = Vec::new();
-        for (i, (col, _)) in cols.iter().enumerate() {
-            let Some(prop) = col.strip_prefix('_') else {
-                continue;
-            };
-            if prop.starts_with('_') {
-                continue; // __x_int__ helper columns
-            }
-            if let Some(kind) = column_kind(class, prop) {
-                props.push((i, prop.to_string(), kind.into_owned()));
-            }
-        }
-        let all: Vec<&str> = class
-            .properties
-            .iter()
-            .filter(|p| p.kind.is_multilink())
-            .map(|p| p.name.as_str())
-            .collect();
+        let layout = RowLayout::new(class);
+        let select = format!("select {},__retired__", layout.columns.join(","));
         let mut shape = RowShape {
-            names: class
-                .properties
-                .iter()
-                .map(|p| (p.name.clone(), p.kind.clone()))
-                .collect(),
+            layout,
             select,
-            props,
-            retired_col: cols.len(),
             sql_all: String::new(),
             sql_none: String::new(),
         };
+        let all: Vec<&str> = shape.layout.multilinks.iter().map(String::as_str).collect();
         shape.sql_all = shape.sql(&class.name, &all);
         shape.sql_none = shape.sql(&class.name, &[]);
         shape
@@ -475,15 +440,6 @@ impl RowShape {
         }
         s.push_str(&format!(" from _{cn} where id=$1"));
         s
-    }
-
-    fn matches(&self, class: &ClassDef) -> bool {
-        self.names.len() == class.properties.len()
-            && self
-                .names
-                .iter()
-                .zip(&class.properties)
-                .all(|((n, k), p)| *n == p.name && *k == p.kind)
     }
 }
 
@@ -587,6 +543,20 @@ fn value_to_param(v: &Option<PropValue>) -> Param {
     }
 }
 
+/// The parameter for a column being written, refusing what the layout cannot
+/// store ([`check_storable`]).
+fn column_param(class: &ClassDef, c: ColumnValue<'_>) -> Result<Param> {
+    Ok(match c {
+        ColumnValue::Int(i) => Param::Int(i),
+        ColumnValue::Date(d) => Param::Date(d),
+        ColumnValue::Seconds(s) => s.map_or(Param::Null, Param::Int),
+        ColumnValue::Prop(name, v) => {
+            check_storable(class, name, v)?;
+            value_to_param(v)
+        }
+    })
+}
+
 /// Refuses what the layout cannot store, in plain words, before PostgreSQL would
 /// (NUL in text, over-long keys).
 fn check_storable(class: &ClassDef, name: &str, v: &Option<PropValue>) -> Result<()> {
@@ -639,7 +609,7 @@ impl<'a> PgTx<'a> {
     /// (`$1`: the key value), or `None` when a plain id lookup is needed.
     fn lookup_row_sql(&self, class: &ClassDef, key: &str) -> Option<String> {
         let shape = self.store.rows.get(&class.name)?;
-        (!self.write && shape.matches(class)).then(|| {
+        (!self.write && shape.layout.matches(class)).then(|| {
             format!(
                 "{},id from _{} where _{key}=$1 and __retired__=0 order by id limit 1",
                 shape.select, class.name
@@ -652,9 +622,9 @@ impl<'a> PgTx<'a> {
     fn take_lookup_row(&mut self, class: &ClassDef, rows: &[Row]) -> Option<Id> {
         let shape = self.store.rows.get(&class.name)?;
         let row = rows.first()?;
-        let id = row.get::<_, Cell>(shape.retired_col + 1).int()?;
+        let id = row.get::<_, Cell>(shape.layout.retired_col + 1).int()?;
         let mut values = Values::new();
-        for (i, prop, kind) in &shape.props {
+        for (i, prop, kind) in &shape.layout.props {
             values.insert(prop.clone(), cell_to_value(kind, row.get::<_, Cell>(*i)));
         }
         let item = Item {
@@ -827,7 +797,7 @@ impl Tx for PgTx<'_> {
         }
         let built;
         let shape = match self.store.rows.get(&class.name) {
-            Some(shape) if shape.matches(class) => shape,
+            Some(shape) if shape.layout.matches(class) => shape,
             _ => {
                 built = RowShape::new(class);
                 &built
@@ -858,12 +828,16 @@ impl Tx for PgTx<'_> {
             return Ok(None);
         };
         let mut values = Values::new();
-        for (i, prop, kind) in &shape.props {
+        for (i, prop, kind) in &shape.layout.props {
             values.insert(prop.clone(), cell_to_value(kind, row.get::<_, Cell>(*i)));
         }
-        let retired = row.get::<_, Cell>(shape.retired_col).int().unwrap_or(0) != 0;
+        let retired = row
+            .get::<_, Cell>(shape.layout.retired_col)
+            .int()
+            .unwrap_or(0)
+            != 0;
         for (k, name) in mls.iter().enumerate() {
-            let mut ids = match row.get::<_, Cell>(shape.retired_col + 1 + k) {
+            let mut ids = match row.get::<_, Cell>(shape.layout.retired_col + 1 + k) {
                 Cell::Ints(v) => v,
                 _ => Vec::new(),
             };
@@ -1065,19 +1039,13 @@ impl Tx for PgTx<'_> {
     }
 
     fn content(&mut self, class: &ClassDef, id: Id) -> Result<Option<Vec<u8>>> {
-        if let Some(s) = self.staged.iter().rev().find(|s| s.is(&class.name, id)) {
-            return Ok(Some(s.content().to_vec()));
+        if let Some(b) = files::staged_content(&self.staged, &class.name, id) {
+            return Ok(Some(b));
         }
-        // Committed in this snapshot but not yet renamed into place.
-        let final_path = files::path(&self.store.files, &class.name, id);
-        if let Some((token, tmp)) = self.store.pending.get(&final_path) {
-            if self.sees(token)? {
-                if let Some(b) = files::read_if_exists(&tmp)? {
-                    return Ok(Some(b));
-                }
-            }
-        }
-        files::read(&self.store.files, &class.name, id)
+        let store = self.store;
+        files::read_committed(&store.pending, &store.files, &class.name, id, |token| {
+            self.sees(token)
+        })
     }
 
     fn new_id(&mut self, class: &ClassDef) -> Result<Id> {
@@ -1110,36 +1078,8 @@ impl Tx for PgTx<'_> {
         now: Date,
     ) -> Result<()> {
         self.ensure_write()?;
-        let mut cols = vec![
-            "id".to_string(),
-            "_creation".into(),
-            "_activity".into(),
-            "_creator".into(),
-            "_actor".into(),
-        ];
-        let mut args = vec![
-            Param::Int(id),
-            Param::Date(now),
-            Param::Date(now),
-            Param::Int(user),
-            Param::Int(user),
-        ];
-        for p in &class.properties {
-            if p.kind.is_multilink() {
-                continue;
-            }
-            let v = values.get(&p.name).cloned().flatten();
-            check_storable(class, &p.name, &v)?;
-            if p.kind == PropType::Interval {
-                cols.push(format!("__{}_int__", p.name));
-                args.push(match &v {
-                    Some(PropValue::Interval(i)) => Param::Int(i.as_seconds()),
-                    _ => Param::Null,
-                });
-            }
-            cols.push(format!("_{}", p.name));
-            args.push(value_to_param(&v));
-        }
+        let (cols, args) =
+            row::insert_columns(class, id, values, user, now, |c| column_param(class, c))?;
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "insert into _{} ({}) values ({})",
@@ -1168,38 +1108,15 @@ impl Tx for PgTx<'_> {
         touch: bool,
     ) -> Result<()> {
         self.ensure_write()?;
-        let mut sets = Vec::new();
-        let mut args = Vec::new();
-        if touch {
-            sets.push("_activity".to_string());
-            args.push(Param::Date(now));
-            sets.push("_actor".to_string());
-            args.push(Param::Int(user));
-        }
-        for (name, v) in values {
-            let Some(p) = class.prop(name) else { continue };
-            match &p.kind {
-                PropType::Multilink { .. } => {
-                    let ids = match v {
-                        Some(PropValue::Multilink(ids)) => ids.clone(),
-                        _ => Vec::new(),
-                    };
-                    self.write_multilink(&class.name, name, id, &ids)?;
-                }
-                kind => {
-                    check_storable(class, name, v)?;
-                    if *kind == PropType::Interval {
-                        sets.push(format!("__{name}_int__"));
-                        args.push(match v {
-                            Some(PropValue::Interval(i)) => Param::Int(i.as_seconds()),
-                            _ => Param::Null,
-                        });
-                    }
-                    sets.push(format!("_{name}"));
-                    args.push(value_to_param(v));
-                }
-            }
-        }
+        let (sets, mut args) = row::update_columns(
+            class,
+            values,
+            user,
+            now,
+            touch,
+            |c| column_param(class, c),
+            |name, ids| self.write_multilink(&class.name, name, id, &ids),
+        )?;
         if sets.is_empty() {
             return Ok(());
         }
@@ -1230,26 +1147,12 @@ impl Tx for PgTx<'_> {
     }
 
     fn set_content(&mut self, class: &ClassDef, id: Id, content: &[u8]) -> Result<()> {
-        let root = self.store.files.clone();
-        let final_path = files::path(&root, &class.name, id);
+        let (root, final_path) = files::content_target(&self.store.files, &class.name, id);
         self.stage(&root, &final_path, Some((class.name.clone(), id)), content)
     }
 
     fn put_file_on_commit(&mut self, area: &str, name: &str, content: &[u8]) -> Result<()> {
-        let plain = |s: &str| {
-            !s.is_empty()
-                && s != "."
-                && s != ".."
-                && !s.contains(['/', '\\', '\0'])
-                && !s.contains(".rxs-")
-        };
-        if area != OUTBOX_DIR || !plain(name) {
-            return Err(StoreError::Io(std::io::Error::other(format!(
-                "not a queue file name: {area}/{name}"
-            ))));
-        }
-        let root = self.store.db_dir.join(area);
-        let final_path = root.join(name);
+        let (root, final_path) = files::queue_target(&self.store.db_dir, area, name)?;
         self.stage(&root, &final_path, None, content)
     }
 
@@ -1419,15 +1322,9 @@ impl Tx for PgTx<'_> {
             }
         }
         let _ = crate::failpoint::hit("content.after_commit");
-        for s in &self.staged {
-            match s.install() {
-                Ok(()) => store.pending.remove(s.final_path(), token),
-                Err(e) => {
-                    tracing::error!(file = %s.final_path().display(), error = %e,
-                        "cannot move committed content into place; retried at the next write and at start-up");
-                    store.repair_needed.store(true, Ordering::Release);
-                }
-            }
+        if !files::install_committed(&self.staged, &store.pending, token) {
+            // Committed: readers use the staged file until it is in place.
+            store.repair_needed.store(true, Ordering::Release);
         }
         Ok(())
     }

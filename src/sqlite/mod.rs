@@ -12,11 +12,11 @@ mod query;
 mod values;
 
 use crate::hyperdb::date::Date;
-use crate::schema::{ClassDef, PropType, Schema};
+use crate::schema::{ClassDef, Schema};
 use crate::store::FilterQuery;
 use crate::store::{
     Id, Item, JournalEntry, JournalRow, Multilinks, PropValue, Result, Store, StoreError, Tx,
-    Values, OUTBOX_DIR,
+    Values,
 };
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use std::ops::{Deref, DerefMut};
@@ -28,8 +28,9 @@ use std::time::Duration;
 pub use ddl::{columns as class_columns, DB_VERSION};
 
 use crate::store::files::{self, check_writable};
+use crate::store::row;
 use crate::store::{column_kind, index_words};
-use values::{cell_to_value, value_to_sql, RowShape};
+use values::{cell_to_value, column_param, RowShape};
 
 /// Page cache per reader connection, in KiB, as SQLite's negative `cache_size`.
 const READER_CACHE_KIB: i64 = -128;
@@ -208,19 +209,9 @@ impl SqliteStore {
     fn retry_installs(&self) -> Result<()> {
         let mut waiting = self.pending.entries();
         waiting.sort_by_key(|l| l.token);
-        for l in waiting {
-            // Registered entries are committed by construction (removed if the
-            // COMMIT failed), whatever the token says after a wrap-around.
-            match files::resolve(&l, i64::MAX) {
-                Ok(_) => self.pending.remove(&l.final_path, l.token),
-                Err(e) => {
-                    tracing::error!(file = %l.final_path.display(), error = %e,
-                        "committed content still not in place; retried at the next write");
-                    return Ok(());
-                }
-            }
+        if files::retry_installs(&self.pending, waiting) {
+            self.repair_needed.store(false, Ordering::Release);
         }
-        self.repair_needed.store(false, Ordering::Release);
         Ok(())
     }
 }
@@ -455,7 +446,7 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<Option<Item>> {
         let built;
         let shape = match self.store.rows.get(&class.name) {
-            Some(shape) if shape.matches(class) => shape,
+            Some(shape) if shape.layout.matches(class) => shape,
             _ => {
                 built = RowShape::new(class);
                 &built
@@ -465,10 +456,10 @@ impl Tx for SqliteTx<'_> {
         let row = stmt
             .query_row([id], |r| {
                 let mut values = Values::new();
-                for (i, prop, kind) in &shape.props {
+                for (i, prop, kind) in &shape.layout.props {
                     values.insert(prop.clone(), cell_to_value(kind, r.get_ref(*i)?));
                 }
-                let retired: Option<i64> = r.get(shape.retired_col)?;
+                let retired: Option<i64> = r.get(shape.layout.retired_col)?;
                 Ok((values, retired.unwrap_or(0) != 0))
             })
             .optional()?;
@@ -479,7 +470,7 @@ impl Tx for SqliteTx<'_> {
         if let (Multilinks::All, Some(sql)) = (multilinks, &shape.multilinks_sql) {
             // All of them in one statement (one per Multilink costs a step and a
             // reset each).
-            let mut all: Vec<Vec<Id>> = vec![Vec::new(); shape.multilinks.len()];
+            let mut all: Vec<Vec<Id>> = vec![Vec::new(); shape.layout.multilinks.len()];
             let mut stmt = self.conn.prepare_cached(sql)?;
             let mut rows = stmt.query([id])?;
             while let Some(r) = rows.next()? {
@@ -488,7 +479,7 @@ impl Tx for SqliteTx<'_> {
                     ids.push(r.get(1)?);
                 }
             }
-            for (name, mut ids) in shape.multilinks.iter().zip(all) {
+            for (name, mut ids) in shape.layout.multilinks.iter().zip(all) {
                 ids.sort_unstable();
                 ids.dedup();
                 values.insert(name.clone(), Some(PropValue::Multilink(ids)));
@@ -601,19 +592,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn content(&mut self, class: &ClassDef, id: Id) -> Result<Option<Vec<u8>>> {
-        if let Some(s) = self.staged.iter().rev().find(|s| s.is(&class.name, id)) {
-            return Ok(Some(s.content().to_vec()));
+        if let Some(b) = files::staged_content(&self.staged, &class.name, id) {
+            return Ok(Some(b));
         }
-        // Committed in this snapshot but not yet renamed into place.
-        let final_path = files::path(&self.store.files, &class.name, id);
-        if let Some((token, tmp)) = self.store.pending.get(&final_path) {
-            if token <= user_version(&self.conn)? {
-                if let Some(b) = files::read_if_exists(&tmp)? {
-                    return Ok(Some(b));
-                }
-            }
-        }
-        files::read(&self.store.files, &class.name, id)
+        let store = self.store;
+        files::read_committed(&store.pending, &store.files, &class.name, id, |token| {
+            Ok(token <= user_version(&self.conn)?)
+        })
     }
 
     fn all_ids(&mut self, class: &ClassDef) -> Result<Vec<(Id, bool)>> {
@@ -714,35 +699,7 @@ impl Tx for SqliteTx<'_> {
         now: Date,
     ) -> Result<()> {
         self.ensure_write()?;
-        let mut cols = vec![
-            "id".to_string(),
-            "_creation".into(),
-            "_activity".into(),
-            "_creator".into(),
-            "_actor".into(),
-        ];
-        let mut args: Vec<rusqlite::types::Value> = vec![
-            id.into(),
-            now.serialise().into(),
-            now.serialise().into(),
-            user.into(),
-            user.into(),
-        ];
-        for p in &class.properties {
-            if p.kind.is_multilink() {
-                continue;
-            }
-            let v = values.get(&p.name).cloned().flatten();
-            if p.kind == PropType::Interval {
-                cols.push(format!("__{}_int__", p.name));
-                args.push(match &v {
-                    Some(PropValue::Interval(i)) => i.as_seconds().into(),
-                    _ => rusqlite::types::Value::Null,
-                });
-            }
-            cols.push(format!("_{}", p.name));
-            args.push(value_to_sql(&v));
-        }
+        let (cols, args) = row::insert_columns(class, id, values, user, now, column_param)?;
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
         let sql = format!(
             "insert into _{} ({}) values ({})",
@@ -771,37 +728,15 @@ impl Tx for SqliteTx<'_> {
         touch: bool,
     ) -> Result<()> {
         self.ensure_write()?;
-        let mut sets = Vec::new();
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if touch {
-            sets.push("_activity".to_string());
-            args.push(now.serialise().into());
-            sets.push("_actor".to_string());
-            args.push(user.into());
-        }
-        for (name, v) in values {
-            let Some(p) = class.prop(name) else { continue };
-            match &p.kind {
-                PropType::Multilink { .. } => {
-                    let ids = match v {
-                        Some(PropValue::Multilink(ids)) => ids.clone(),
-                        _ => Vec::new(),
-                    };
-                    self.write_multilink(&class.name, name, id, &ids)?;
-                }
-                kind => {
-                    if *kind == PropType::Interval {
-                        sets.push(format!("__{name}_int__"));
-                        args.push(match v {
-                            Some(PropValue::Interval(i)) => i.as_seconds().into(),
-                            _ => rusqlite::types::Value::Null,
-                        });
-                    }
-                    sets.push(format!("_{name}"));
-                    args.push(value_to_sql(v));
-                }
-            }
-        }
+        let (sets, mut args) = row::update_columns(
+            class,
+            values,
+            user,
+            now,
+            touch,
+            column_param,
+            |name, ids| self.write_multilink(&class.name, name, id, &ids),
+        )?;
         if sets.is_empty() {
             return Ok(());
         }
@@ -833,26 +768,12 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn set_content(&mut self, class: &ClassDef, id: Id, content: &[u8]) -> Result<()> {
-        let root = self.store.files.clone();
-        let final_path = files::path(&root, &class.name, id);
+        let (root, final_path) = files::content_target(&self.store.files, &class.name, id);
         self.stage(&root, &final_path, Some((class.name.clone(), id)), content)
     }
 
     fn put_file_on_commit(&mut self, area: &str, name: &str, content: &[u8]) -> Result<()> {
-        let plain = |s: &str| {
-            !s.is_empty()
-                && s != "."
-                && s != ".."
-                && !s.contains(['/', '\\', '\0'])
-                && !s.contains(".rxs-")
-        };
-        if area != OUTBOX_DIR || !plain(name) {
-            return Err(StoreError::Io(std::io::Error::other(format!(
-                "not a queue file name: {area}/{name}"
-            ))));
-        }
-        let root = self.store.db_dir.join(area);
-        let final_path = root.join(name);
+        let (root, final_path) = files::queue_target(&self.store.db_dir, area, name)?;
         self.stage(&root, &final_path, None, content)
     }
 
@@ -950,16 +871,9 @@ impl Tx for SqliteTx<'_> {
             }
         }
         let _ = crate::failpoint::hit("content.after_commit");
-        for s in &self.staged {
-            match s.install() {
-                Ok(()) => store.pending.remove(s.final_path(), token),
-                Err(e) => {
-                    // Committed: readers use the staged file until it is in place.
-                    tracing::error!(file = %s.final_path().display(), error = %e,
-                        "cannot move committed content into place; retried at the next write and at start-up");
-                    store.repair_needed.store(true, Ordering::Release);
-                }
-            }
+        if !files::install_committed(&self.staged, &store.pending, token) {
+            // Committed: readers use the staged file until it is in place.
+            store.repair_needed.store(true, Ordering::Release);
         }
         Ok(())
     }

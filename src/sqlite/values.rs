@@ -2,60 +2,37 @@
 //! back (Roundup's column formats), how a class's row is read ([`RowShape`]), and
 //! the words Roundup's native full-text indexer stores ([`crate::store::index_words`]).
 
-use crate::store::column_kind;
+use crate::store::row::RowLayout;
 use rusqlite::types::ValueRef;
 
-use super::ddl;
 use crate::hyperdb::date::Date;
 use crate::hyperdb::interval::Interval;
 use crate::schema::{ClassDef, PropType};
-use crate::store::PropValue;
+use crate::store::row::ColumnValue;
+use crate::store::{PropValue, Result};
 
 /// How one class's row is read by `get`: the SQL, and which column holds which
-/// property. Built once per class when the store opens.
+/// property ([`RowLayout`]). Built once per class when the store opens.
 pub(crate) struct RowShape {
-    /// The class's properties when built, to notice a different `ClassDef`.
-    names: Vec<(String, PropType)>,
+    /// The columns, the property columns and the Multilinks.
+    pub(crate) layout: RowLayout,
     pub(crate) sql: String,
-    /// (column index, property name, type) of every property column.
-    pub(crate) props: Vec<(usize, String, PropType)>,
-    pub(crate) retired_col: usize,
     /// Every Multilink of the class in one query (`None` without Multilinks):
-    /// `(index into multilinks, linkid)` rows of the item `?1`.
+    /// `(index into layout.multilinks, linkid)` rows of the item `?1`.
     pub(crate) multilinks_sql: Option<String>,
-    /// The Multilink property names, in the order of `multilinks_sql`'s index.
-    pub(crate) multilinks: Vec<String>,
 }
 
 impl RowShape {
     pub(crate) fn new(class: &ClassDef) -> RowShape {
-        let cols = ddl::columns(class);
-        let names: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
+        let layout = RowLayout::new(class);
         let sql = format!(
             "select {},__retired__ from _{} where id=?1",
-            names.join(","),
+            layout.columns.join(","),
             class.name
         );
-        let mut props = Vec::new();
-        for (i, (col, _)) in cols.iter().enumerate() {
-            let Some(prop) = col.strip_prefix('_') else {
-                continue;
-            };
-            if prop.starts_with('_') {
-                continue; // __x_int__ helper columns
-            }
-            if let Some(kind) = column_kind(class, prop) {
-                props.push((i, prop.to_string(), kind.into_owned()));
-            }
-        }
-        let multilinks: Vec<String> = class
-            .properties
-            .iter()
-            .filter(|p| p.kind.is_multilink())
-            .map(|p| p.name.clone())
-            .collect();
-        let multilinks_sql = (!multilinks.is_empty()).then(|| {
-            let parts: Vec<String> = multilinks
+        let multilinks_sql = (!layout.multilinks.is_empty()).then(|| {
+            let parts: Vec<String> = layout
+                .multilinks
                 .iter()
                 .enumerate()
                 .map(|(i, p)| format!("select {i}, linkid from {}_{p} where nodeid=?1", class.name))
@@ -63,26 +40,10 @@ impl RowShape {
             parts.join(" union all ")
         });
         RowShape {
-            multilinks_sql,
-            multilinks,
-            names: class
-                .properties
-                .iter()
-                .map(|p| (p.name.clone(), p.kind.clone()))
-                .collect(),
+            layout,
             sql,
-            props,
-            retired_col: cols.len(),
+            multilinks_sql,
         }
-    }
-
-    pub(crate) fn matches(&self, class: &ClassDef) -> bool {
-        self.names.len() == class.properties.len()
-            && self
-                .names
-                .iter()
-                .zip(&class.properties)
-                .all(|((n, k), p)| *n == p.name && *k == p.kind)
     }
 }
 
@@ -127,6 +88,16 @@ pub(crate) fn cell_to_value(kind: &PropType, v: ValueRef<'_>) -> Option<PropValu
             _ => return None,
         }),
         PropType::Multilink { .. } => return None,
+    })
+}
+
+/// The SQL parameter for a column being written (Dates as Roundup's text).
+pub(crate) fn column_param(c: ColumnValue<'_>) -> Result<rusqlite::types::Value> {
+    Ok(match c {
+        ColumnValue::Int(i) => i.into(),
+        ColumnValue::Date(d) => d.serialise().into(),
+        ColumnValue::Seconds(s) => s.map_or(rusqlite::types::Value::Null, Into::into),
+        ColumnValue::Prop(_, v) => value_to_sql(v),
     })
 }
 

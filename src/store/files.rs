@@ -51,7 +51,7 @@
 //! `content.rename` (error instead of the rename) and `content.after_rename`.
 //! They apply to outbox files too.
 
-use crate::store::{Id, Result, StoreError};
+use crate::store::{Id, Result, StoreError, OUTBOX_DIR};
 use std::collections::HashMap;
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -78,6 +78,35 @@ pub fn read(files: &Path, class: &str, id: Id) -> Result<Option<Vec<u8>>> {
         }
     }
     Ok(None)
+}
+
+/// Where the content of `<class><id>` is staged (the root of the directories
+/// [`stage`] may create) and installed: `files` and [`path`].
+pub fn content_target(files: &Path, class: &str, id: Id) -> (PathBuf, PathBuf) {
+    (files.to_path_buf(), path(files, class, id))
+}
+
+/// Where the queue file `<area>/<name>` of [`Tx::put_file_on_commit`] is staged
+/// (its area's directory under `db_dir`) and installed; refused unless `area` is
+/// [`OUTBOX_DIR`] and `name` a plain file name that no staged file could have.
+///
+/// [`Tx::put_file_on_commit`]: crate::store::Tx::put_file_on_commit
+pub fn queue_target(db_dir: &Path, area: &str, name: &str) -> Result<(PathBuf, PathBuf)> {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && !s.contains(['/', '\\', '\0'])
+            && !s.contains(MARK)
+    };
+    if area != OUTBOX_DIR || !plain(name) {
+        return Err(StoreError::Io(std::io::Error::other(format!(
+            "not a queue file name: {area}/{name}"
+        ))));
+    }
+    let root = db_dir.join(area);
+    let final_path = root.join(name);
+    Ok((root, final_path))
 }
 
 /// The bytes of `p`, `None` if it does not exist.
@@ -424,6 +453,78 @@ impl Pending {
             })
             .collect()
     }
+}
+
+/// The content of `<class><id>` that a transaction staged itself, if any (the
+/// latest of `staged`).
+pub fn staged_content(staged: &[Staged], class: &str, id: Id) -> Option<Vec<u8>> {
+    staged
+        .iter()
+        .rev()
+        .find(|s| s.is(class, id))
+        .map(|s| s.content().to_vec())
+}
+
+/// The content of `<class><id>` as a transaction that staged none sees it:
+/// content committed but not yet renamed into place (in `pending`) when its
+/// snapshot includes that commit (`sees(token)`), else the file under `files`
+/// ([`read`]).
+pub fn read_committed(
+    pending: &Pending,
+    files: &Path,
+    class: &str,
+    id: Id,
+    sees: impl FnOnce(i64) -> Result<bool>,
+) -> Result<Option<Vec<u8>>> {
+    // Committed in this snapshot but not yet renamed into place.
+    let final_path = path(files, class, id);
+    if let Some((token, tmp)) = pending.get(&final_path) {
+        if sees(token)? {
+            if let Some(b) = read_if_exists(&tmp)? {
+                return Ok(Some(b));
+            }
+        }
+    }
+    read(files, class, id)
+}
+
+/// Renames the staged files of the transaction `token`, just committed, into
+/// place and forgets them in `pending`. A failed rename is logged and the file
+/// stays registered (readers use the staged file until it is in place): returns
+/// false then, to retry at the next write and at start-up.
+pub fn install_committed(staged: &[Staged], pending: &Pending, token: i64) -> bool {
+    let mut all = true;
+    for s in staged {
+        match s.install() {
+            Ok(()) => pending.remove(s.final_path(), token),
+            Err(e) => {
+                tracing::error!(file = %s.final_path().display(), error = %e,
+                    "cannot move committed content into place; retried at the next write and at start-up");
+                all = false;
+            }
+        }
+    }
+    all
+}
+
+/// Installs `waiting`, committed files whose rename failed after their commit
+/// (from [`Pending::entries`]), in the order given, and forgets them in
+/// `pending`; stops at the first failure, logged. Returns true when all are in
+/// place.
+pub fn retry_installs(pending: &Pending, waiting: Vec<Leftover>) -> bool {
+    for l in waiting {
+        // Registered entries are committed by construction (removed if the
+        // COMMIT failed), whatever the token says after a wrap-around.
+        match resolve(&l, i64::MAX) {
+            Ok(_) => pending.remove(&l.final_path, l.token),
+            Err(e) => {
+                tracing::error!(file = %l.final_path.display(), error = %e,
+                    "committed content still not in place; retried at the next write");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Refuses a database the daemon cannot write, in plain words: its directory
