@@ -7,12 +7,10 @@ use super::connect::Target;
 use super::pool::Conn;
 use super::value::Cell;
 use crate::schema::{ClassDef, PropType, Schema};
-use crate::store::pyrepr::{class_spec_repr, parse_schema_row, str_repr, StoredSchema};
+use crate::store::pyrepr::class_spec_repr;
+use crate::store::schema_row::{disallowed, schema_text, stored_schema};
 use crate::store::{Result, StoreError};
 use tokio_postgres::error::SqlState;
-
-/// Roundup's `current_db_version`.
-pub const DB_VERSION: i64 = 8;
 
 /// The column type Roundup's PostgreSQL backend declares for a property type.
 fn sql_type(kind: &PropType) -> &'static str {
@@ -171,12 +169,6 @@ fn update_class(c: &mut Conn, class: &ClassDef) -> Result<()> {
     Ok(())
 }
 
-fn disallowed(operation: &str, class: &str, option: &str) -> StoreError {
-    StoreError::Incompatible(format!(
-        "{operation} operation disallowed: \"{class}\" ([rdbms] {option} = no)"
-    ))
-}
-
 /// Options of [`sync_schema`].
 #[derive(Debug, Clone, Copy)]
 pub struct SyncOptions {
@@ -220,26 +212,7 @@ fn sync_inner(c: &mut Conn, schema: &Schema, opts: SyncOptions) -> Result<()> {
     let stored: Option<String> = c
         .query_opt("select schema from schema", &[])?
         .and_then(|r| r.get::<_, Cell>(0).text());
-    let stored_tables = match &stored {
-        Some(text) => parse_schema_row(text)
-            .map_err(|e| StoreError::Incompatible(format!("unreadable schema row: {e}")))?,
-        None => StoredSchema {
-            version: DB_VERSION,
-            tables: vec![],
-        },
-    };
-    if stored_tables.version > DB_VERSION {
-        return Err(StoreError::Incompatible(format!(
-            "attempting to run rev {} DATABASE with rev {DB_VERSION} CODE!",
-            stored_tables.version
-        )));
-    }
-    if stored.is_some() && stored_tables.version < DB_VERSION {
-        return Err(StoreError::Incompatible(format!(
-            "database schema version {} is older than {DB_VERSION}; open it once with Roundup 2.6 to upgrade it",
-            stored_tables.version
-        )));
-    }
+    let stored_tables = stored_schema(stored.as_deref())?;
     let mut entries: Vec<(String, String)> = Vec::new();
     let mut changed = stored.is_none();
     for class in &schema.classes {
@@ -280,14 +253,7 @@ fn sync_inner(c: &mut Conn, schema: &Schema, opts: SyncOptions) -> Result<()> {
         }
     }
     if changed {
-        let body: Vec<String> = entries
-            .iter()
-            .map(|(n, s)| format!("{}: {}", str_repr(n), s))
-            .collect();
-        let text = format!(
-            "{{'version': {DB_VERSION}, 'tables': {{{}}}}}",
-            body.join(", ")
-        );
+        let text = schema_text(&entries);
         c.batch_execute("delete from schema")?;
         c.execute("insert into schema values ($1)", &[&text])?;
         if stored.is_some() {

@@ -2,12 +2,11 @@
 
 use crate::schema::{ClassDef, PropType, Schema};
 use crate::store::pyrepr::class_spec_repr;
-use crate::store::pyrepr::str_repr;
-use crate::store::{Result, StoreError};
+use crate::store::schema_row::{disallowed, schema_text, stored_schema};
+use crate::store::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Roundup's `current_db_version`.
-pub const DB_VERSION: i64 = 8;
+pub use crate::store::schema_row::DB_VERSION;
 
 /// The SQL column type Roundup's sqlite backend declares for a property type.
 fn sql_type(kind: &PropType) -> &'static str {
@@ -175,16 +174,6 @@ fn update_class(conn: &Connection, class: &ClassDef) -> Result<()> {
     Ok(())
 }
 
-/// Roundup's refusal of a schema change that `[rdbms] allow_create`/`allow_alter`
-/// forbids (nothing has been changed: the transaction is rolled back).
-fn disallowed(operation: &str, class: &str, option: &str) -> StoreError {
-    StoreError::Incompatible(format!(
-        "{operation} operation disallowed: \"{class}\" ([rdbms] {option} = no)"
-    ))
-}
-
-/// Makes the database match `schema`: creates base tables on a new database,
-/// checks the stored version, creates or extends class tables, and rewrites the
 /// Roundup's journal table of class `cn` and its index.
 fn create_journal_table(conn: &Connection, cn: &str) -> Result<()> {
     conn.execute_batch(&format!(
@@ -196,6 +185,8 @@ fn create_journal_table(conn: &Connection, cn: &str) -> Result<()> {
     Ok(())
 }
 
+/// Makes the database match `schema`: creates base tables on a new database,
+/// checks the stored version, creates or extends class tables, and rewrites the
 /// `schema` row. Runs in its own transaction.
 pub fn sync_schema(conn: &mut Connection, schema: &Schema, options: &super::Options) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -203,26 +194,7 @@ pub fn sync_schema(conn: &mut Connection, schema: &Schema, options: &super::Opti
     let stored: Option<String> = tx
         .query_row("select schema from schema", [], |r| r.get(0))
         .optional()?;
-    let stored_tables = match &stored {
-        Some(text) => crate::store::pyrepr::parse_schema_row(text)
-            .map_err(|e| StoreError::Incompatible(format!("unreadable schema row: {e}")))?,
-        None => crate::store::pyrepr::StoredSchema {
-            version: DB_VERSION,
-            tables: vec![],
-        },
-    };
-    if stored_tables.version > DB_VERSION {
-        return Err(StoreError::Incompatible(format!(
-            "attempting to run rev {} DATABASE with rev {DB_VERSION} CODE!",
-            stored_tables.version
-        )));
-    }
-    if stored.is_some() && stored_tables.version < DB_VERSION {
-        return Err(StoreError::Incompatible(format!(
-            "database schema version {} is older than {DB_VERSION}; open it once with Roundup 2.6 to upgrade it",
-            stored_tables.version
-        )));
-    }
+    let stored_tables = stored_schema(stored.as_deref())?;
     let mut entries: Vec<(String, String)> = Vec::new();
     let mut changed = stored.is_none();
     for class in &schema.classes {
@@ -266,14 +238,7 @@ pub fn sync_schema(conn: &mut Connection, schema: &Schema, options: &super::Opti
         }
     }
     if changed {
-        let body: Vec<String> = entries
-            .iter()
-            .map(|(n, s)| format!("{}: {}", str_repr(n), s))
-            .collect();
-        let text = format!(
-            "{{'version': {DB_VERSION}, 'tables': {{{}}}}}",
-            body.join(", ")
-        );
+        let text = schema_text(&entries);
         tx.execute("delete from schema", [])?;
         tx.execute("insert into schema values (?1)", [text])?;
         if stored.is_some() {
