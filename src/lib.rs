@@ -32,7 +32,7 @@
 //! 1. [`server`] (the HTTP front end; knows nothing of Roundup), [`store`] (the
 //!    storage trait, filter model, Python repr text, [`store::WatchedTx`], and
 //!    what both backends share: the content-file protocol, a class table's row
-//!    layout, the `schema` row, the indexer's words).
+//!    layout, the `schema` row, the in-memory sort, the indexer's words).
 //! 2. [`config`] (one typed [`config::Settings`] per tracker from config.ini; the
 //!    flags merged with it for the front end), [`security`] (roles, grants,
 //!    hasPermission), [`error`].

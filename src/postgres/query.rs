@@ -15,8 +15,8 @@ use crate::hyperdb::date::Date;
 use crate::schema::{ClassDef, PropType, Schema};
 use crate::store::column_kind;
 use crate::store::filter::{Cond, DateAlt, FilterQuery, IdExpr, Scalar, SortKey};
+use crate::store::sort::{sort_in_memory, SortReads, SortVal};
 use crate::store::{Id, Result, StoreError};
-use std::cmp::Ordering;
 
 /// Most bound values in one filter query (PostgreSQL allows 65 535).
 const MAX_SQL_PARAMS: usize = 30_000;
@@ -408,44 +408,9 @@ pub fn run(
         .filter_map(|r| r.get::<_, Cell>(0).int())
         .collect();
     if in_memory {
-        sort_in_memory(tx, schema, class, &q.sort, &mut ids)?;
+        sort_in_memory(&mut Reads(tx), schema, class, &q.sort, &mut ids)?;
     }
     Ok(ids)
-}
-
-/// A sortable value, ordered as the SQLite backend orders them (None first).
-#[derive(Debug, Clone, PartialEq)]
-enum SortVal {
-    Null,
-    Num(f64),
-    Text(String),
-    List(Vec<SortVal>),
-}
-
-impl SortVal {
-    fn cmp(&self, other: &SortVal) -> Ordering {
-        use SortVal::*;
-        match (self, other) {
-            (Null, Null) => Ordering::Equal,
-            (Null, _) => Ordering::Less,
-            (_, Null) => Ordering::Greater,
-            (Num(a), Num(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
-            (Text(a), Text(b)) => a.cmp(b),
-            (List(a), List(b)) => {
-                for (x, y) in a.iter().zip(b) {
-                    let o = x.cmp(y);
-                    if o != Ordering::Equal {
-                        return o;
-                    }
-                }
-                a.len().cmp(&b.len())
-            }
-            (Num(_), _) => Ordering::Less,
-            (_, Num(_)) => Ordering::Greater,
-            (Text(_), List(_)) => Ordering::Less,
-            (List(_), Text(_)) => Ordering::Greater,
-        }
-    }
 }
 
 fn cell_sort_val(c: Cell, lower: bool) -> SortVal {
@@ -465,101 +430,44 @@ fn cell_sort_val(c: Cell, lower: bool) -> SortVal {
     }
 }
 
-/// The value of a property path for one item (lists where a Multilink is crossed).
-fn path_value(
-    tx: &mut PgTx<'_>,
-    schema: &Schema,
-    class: &ClassDef,
-    id: Id,
-    path: &[String],
-) -> Result<SortVal> {
-    let Some((step, rest)) = path.split_first() else {
-        return Ok(SortVal::Null);
-    };
-    if step == "id" {
-        return Ok(SortVal::Num(id as f64));
-    }
-    let Some(kind) = column_kind(class, step) else {
-        return Ok(SortVal::Null);
-    };
-    match kind.as_ref() {
-        PropType::Multilink { class: target, .. } => {
-            let sql = format!("select linkid from {}_{step} where nodeid=$1", class.name);
-            let mut targets: Vec<Id> = tx
-                .query(&sql, &[Param::Int(id)])?
-                .iter()
-                .filter_map(|r| r.get::<_, Cell>(0).int())
-                .collect();
-            targets.sort_unstable();
-            targets.dedup();
-            let mut vals = Vec::new();
-            if let Some(tc) = schema.class(target) {
-                for t in targets {
-                    vals.push(if rest.is_empty() {
-                        SortVal::Num(t as f64)
-                    } else {
-                        path_value(tx, schema, tc, t, rest)?
-                    });
-                }
-            }
-            vals.sort_by(|a, b| a.cmp(b));
-            Ok(SortVal::List(vals))
-        }
-        PropType::Link { class: target, .. } if !rest.is_empty() => {
-            let sql = format!("select _{step} from _{} where id=$1", class.name);
-            let t = tx
-                .query(&sql, &[Param::Int(id)])?
-                .first()
-                .and_then(|r| r.get::<_, Cell>(0).int());
-            match (t, schema.class(target)) {
-                (Some(t), Some(tc)) => path_value(tx, schema, tc, t, rest),
-                _ => Ok(SortVal::Null),
-            }
-        }
-        k => {
-            let col = if *k == PropType::Interval {
-                format!("__{step}_int__")
-            } else {
-                format!("_{step}")
-            };
-            let sql = format!("select {col} from _{} where id=$1", class.name);
-            let lower = matches!(k, PropType::String { .. });
-            Ok(tx
-                .query(&sql, &[Param::Int(id)])?
-                .first()
-                .map(|r| cell_sort_val(r.get::<_, Cell>(0), lower))
-                .unwrap_or(SortVal::Null))
-        }
-    }
-}
+/// The reads of an in-memory sort, in the filter's transaction.
+struct Reads<'t, 'a>(&'t mut PgTx<'a>);
 
-fn sort_in_memory(
-    tx: &mut PgTx<'_>,
-    schema: &Schema,
-    class: &ClassDef,
-    keys: &[SortKey],
-    ids: &mut Vec<Id>,
-) -> Result<()> {
-    let mut rows: Vec<(Vec<SortVal>, Id)> = Vec::with_capacity(ids.len());
-    for &id in ids.iter() {
-        let mut k = Vec::with_capacity(keys.len());
-        for key in keys {
-            k.push(path_value(tx, schema, class, id, &key.path)?);
-        }
-        rows.push((k, id));
+impl SortReads for Reads<'_, '_> {
+    fn multilink_ids(&mut self, class: &ClassDef, prop: &str, id: Id) -> Result<Vec<Id>> {
+        let sql = format!("select linkid from {}_{prop} where nodeid=$1", class.name);
+        Ok(self
+            .0
+            .query(&sql, &[Param::Int(id)])?
+            .iter()
+            .filter_map(|r| r.get::<_, Cell>(0).int())
+            .collect())
     }
-    rows.sort_by(|(a, _), (b, _)| {
-        for ((x, y), key) in a.iter().zip(b).zip(keys) {
-            let o = x.cmp(y);
-            let o = if key.descending { o.reverse() } else { o };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
-    });
-    *ids = rows.into_iter().map(|(_, id)| id).collect();
-    Ok(())
+
+    fn link_target(&mut self, class: &ClassDef, prop: &str, id: Id) -> Result<Option<Id>> {
+        let sql = format!("select _{prop} from _{} where id=$1", class.name);
+        Ok(self
+            .0
+            .query(&sql, &[Param::Int(id)])?
+            .first()
+            .and_then(|r| r.get::<_, Cell>(0).int()))
+    }
+
+    fn column_value(
+        &mut self,
+        class: &ClassDef,
+        col: &str,
+        id: Id,
+        lower: bool,
+    ) -> Result<SortVal> {
+        let sql = format!("select {col} from _{} where id=$1", class.name);
+        Ok(self
+            .0
+            .query(&sql, &[Param::Int(id)])?
+            .first()
+            .map(|r| cell_sort_val(r.get::<_, Cell>(0), lower))
+            .unwrap_or(SortVal::Null))
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 use crate::schema::{ClassDef, PropType, Schema};
 use crate::store::column_kind;
 use crate::store::filter::{Cond, DateAlt, FilterQuery, IdExpr, Scalar, SortKey};
+use crate::store::sort::{sort_in_memory, SortReads, SortVal};
 use crate::store::{Id, Result};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
-use std::cmp::Ordering;
 
 /// Most ids put into one SQL `IN (...)` list for `search_matches`.
 const MAX_SQL_IDS: usize = 1000;
@@ -319,44 +319,9 @@ pub fn run(
         ids.retain(|i| keep.contains(i));
     }
     if in_memory {
-        sort_in_memory(conn, schema, class, &q.sort, &mut ids)?;
+        sort_in_memory(&mut Reads(conn), schema, class, &q.sort, &mut ids)?;
     }
     Ok(ids)
-}
-
-/// A sortable value, ordered as Roundup's Python sort orders them (None first).
-#[derive(Debug, Clone, PartialEq)]
-enum SortVal {
-    Null,
-    Num(f64),
-    Text(String),
-    List(Vec<SortVal>),
-}
-
-impl SortVal {
-    fn cmp(&self, other: &SortVal) -> Ordering {
-        use SortVal::*;
-        match (self, other) {
-            (Null, Null) => Ordering::Equal,
-            (Null, _) => Ordering::Less,
-            (_, Null) => Ordering::Greater,
-            (Num(a), Num(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
-            (Text(a), Text(b)) => a.cmp(b),
-            (List(a), List(b)) => {
-                for (x, y) in a.iter().zip(b) {
-                    let o = x.cmp(y);
-                    if o != Ordering::Equal {
-                        return o;
-                    }
-                }
-                a.len().cmp(&b.len())
-            }
-            (Num(_), _) => Ordering::Less,
-            (_, Num(_)) => Ordering::Greater,
-            (Text(_), List(_)) => Ordering::Less,
-            (List(_), Text(_)) => Ordering::Greater,
-        }
-    }
 }
 
 fn cell_sort_val(v: rusqlite::types::ValueRef<'_>, lower: bool) -> SortVal {
@@ -376,103 +341,46 @@ fn cell_sort_val(v: rusqlite::types::ValueRef<'_>, lower: bool) -> SortVal {
     }
 }
 
-/// The value of a property path for one item (lists where a Multilink is crossed).
-fn path_value(
-    conn: &Connection,
-    schema: &Schema,
-    class: &ClassDef,
-    id: Id,
-    path: &[String],
-) -> Result<SortVal> {
-    let Some((step, rest)) = path.split_first() else {
-        return Ok(SortVal::Null);
-    };
-    if step == "id" {
-        return Ok(SortVal::Num(id as f64));
-    }
-    let Some(kind) = column_kind(class, step) else {
-        return Ok(SortVal::Null);
-    };
-    match kind.as_ref() {
-        PropType::Multilink { class: target, .. } => {
-            let mut stmt = conn.prepare_cached(&format!(
-                "select linkid from {}_{step} where nodeid=?1",
-                class.name
-            ))?;
-            let mut targets: Vec<Id> = stmt
-                .query_map([id], |r| r.get(0))?
-                .collect::<std::result::Result<_, _>>()?;
-            targets.sort_unstable();
-            targets.dedup();
-            let mut vals = Vec::new();
-            if let Some(tc) = schema.class(target) {
-                for t in targets {
-                    vals.push(if rest.is_empty() {
-                        SortVal::Num(t as f64)
-                    } else {
-                        path_value(conn, schema, tc, t, rest)?
-                    });
-                }
-            }
-            vals.sort_by(|a, b| a.cmp(b));
-            Ok(SortVal::List(vals))
-        }
-        PropType::Link { class: target, .. } if !rest.is_empty() => {
-            let sql = format!("select _{step} from _{} where id=?1", class.name);
-            let t: Option<Id> = conn
-                .prepare_cached(&sql)?
-                .query_row([id], |r| r.get(0))
-                .optional()?
-                .flatten();
-            match (t, schema.class(target)) {
-                (Some(t), Some(tc)) => path_value(conn, schema, tc, t, rest),
-                _ => Ok(SortVal::Null),
-            }
-        }
-        k => {
-            let col = if *k == PropType::Interval {
-                format!("__{step}_int__")
-            } else {
-                format!("_{step}")
-            };
-            let sql = format!("select {col} from _{} where id=?1", class.name);
-            let lower = matches!(k, PropType::String { .. });
-            Ok(conn
-                .prepare_cached(&sql)?
-                .query_row([id], |r| Ok(cell_sort_val(r.get_ref(0)?, lower)))
-                .optional()?
-                .unwrap_or(SortVal::Null))
-        }
-    }
-}
+/// The reads of an in-memory sort, on the filter's connection.
+struct Reads<'c>(&'c Connection);
 
-fn sort_in_memory(
-    conn: &Connection,
-    schema: &Schema,
-    class: &ClassDef,
-    keys: &[SortKey],
-    ids: &mut Vec<Id>,
-) -> Result<()> {
-    let mut rows: Vec<(Vec<SortVal>, Id)> = Vec::with_capacity(ids.len());
-    for &id in ids.iter() {
-        let mut k = Vec::with_capacity(keys.len());
-        for key in keys {
-            k.push(path_value(conn, schema, class, id, &key.path)?);
-        }
-        rows.push((k, id));
+impl SortReads for Reads<'_> {
+    fn multilink_ids(&mut self, class: &ClassDef, prop: &str, id: Id) -> Result<Vec<Id>> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "select linkid from {}_{prop} where nodeid=?1",
+            class.name
+        ))?;
+        let targets = stmt
+            .query_map([id], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(targets)
     }
-    rows.sort_by(|(a, _), (b, _)| {
-        for ((x, y), key) in a.iter().zip(b).zip(keys) {
-            let o = x.cmp(y);
-            let o = if key.descending { o.reverse() } else { o };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
-    });
-    *ids = rows.into_iter().map(|(_, id)| id).collect();
-    Ok(())
+
+    fn link_target(&mut self, class: &ClassDef, prop: &str, id: Id) -> Result<Option<Id>> {
+        let sql = format!("select _{prop} from _{} where id=?1", class.name);
+        Ok(self
+            .0
+            .prepare_cached(&sql)?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
+    fn column_value(
+        &mut self,
+        class: &ClassDef,
+        col: &str,
+        id: Id,
+        lower: bool,
+    ) -> Result<SortVal> {
+        let sql = format!("select {col} from _{} where id=?1", class.name);
+        Ok(self
+            .0
+            .prepare_cached(&sql)?
+            .query_row([id], |r| Ok(cell_sort_val(r.get_ref(0)?, lower)))
+            .optional()?
+            .unwrap_or(SortVal::Null))
+    }
 }
 
 /// SQL that holds when any of `parts` holds; `none` when there are none.

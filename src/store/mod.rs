@@ -1,9 +1,10 @@
 //! Storage: the narrow interface the item layer and the API methods use ([`Store`],
-//! [`Tx`]), the filter model ([`filter`]), Python repr text as Roundup stores it
-//! ([`pyrepr`]), a class table's row layout ([`row`]), the `schema` row
-//! ([`schema_row`]) and a transaction bound to a call's deadline ([`WatchedTx`]).
-//! The backends implement it as sibling modules above this one (`sqlite` and
-//! `postgres`, Roundup 2.6's layouts), so that each stays its own room.
+//! [`Tx`]), the filter model ([`filter`]) and its in-memory sort ([`sort`]),
+//! Python repr text as Roundup stores it ([`pyrepr`]), a class table's row layout
+//! ([`row`]), the `schema` row ([`schema_row`]) and a transaction bound to a
+//! call's deadline ([`WatchedTx`]). The backends implement it as sibling modules
+//! above this one (`sqlite` and `postgres`, Roundup 2.6's layouts), so that each
+//! stays its own room.
 //!
 //! Everything happens inside a [`Tx`]: a read snapshot or a write transaction.
 //! A write transaction covers one XML-RPC call (or one multicall sub-call); rows,
@@ -14,6 +15,7 @@ pub mod filter;
 pub mod pyrepr;
 pub mod row;
 pub mod schema_row;
+pub mod sort;
 pub mod watched;
 pub mod words;
 
