@@ -733,28 +733,22 @@ impl<'a> PgTx<'a> {
         // install, another daemon's install still to come) is finished first, so
         // that older content never lands later. The item's row lock keeps other
         // writers of the same item out meanwhile.
-        let dir_name = (final_path.parent(), final_path.file_name());
-        if let (true, Some(dir), Some(name)) = (item.is_some(), dir_name.0, dir_name.1) {
-            for l in files::leftovers_in(dir, name.to_str())? {
-                if l.token == token {
-                    continue;
-                }
-                let status = xact_status(&mut self.conn, l.token)?;
-                match status {
+        if item.is_some() {
+            let (store, conn) = (self.store, &mut self.conn);
+            files::finish_earlier(final_path, token, &store.pending, |l| {
+                match xact_status(conn, l.token)? {
                     XactStatus::Committed => {
-                        files::resolve(&l, i64::MAX)?;
+                        files::resolve(l, i64::MAX)?;
                     }
                     XactStatus::Aborted => {
-                        files::resolve(&l, i64::MIN)?;
+                        files::resolve(l, i64::MIN)?;
                     }
                     XactStatus::Running | XactStatus::Unknown => {}
                 }
-                self.store.pending.remove(&l.final_path, l.token);
-            }
+                Ok(())
+            })?;
         }
-        self.staged.retain(|s| !s.same_file(final_path));
-        let staged = files::stage(root, final_path, item, token, content)?;
-        self.staged.push(staged);
+        files::restage(&mut self.staged, root, final_path, item, token, content)?;
         Ok(())
     }
 

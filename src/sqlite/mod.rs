@@ -375,19 +375,13 @@ impl SqliteTx<'_> {
         // What earlier transactions left staged for this item (a crash, a failed
         // install) is finished first, so that older content never lands later.
         // (Outbox files have new unique names.)
-        let dir_name = (final_path.parent(), final_path.file_name());
-        if let (true, Some(dir), Some(name)) = (item.is_some(), dir_name.0, dir_name.1) {
+        if item.is_some() {
             let committed = token - 1;
-            for l in files::leftovers_in(dir, name.to_str())? {
-                if l.token != token {
-                    files::resolve(&l, committed)?;
-                    self.store.pending.remove(&l.final_path, l.token);
-                }
-            }
+            files::finish_earlier(final_path, token, &self.store.pending, |l| {
+                files::resolve(l, committed).map(|_| ())
+            })?;
         }
-        self.staged.retain(|s| !s.same_file(final_path));
-        let staged = files::stage(root, final_path, item, token, content)?;
-        self.staged.push(staged);
+        files::restage(&mut self.staged, root, final_path, item, token, content)?;
         Ok(())
     }
 

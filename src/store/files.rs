@@ -488,6 +488,44 @@ pub fn read_committed(
     read(files, class, id)
 }
 
+/// Before the transaction `token` stages an item's content at `final_path`:
+/// finishes, with `finish` (install or delete, as the backend tells their
+/// fate), what earlier transactions left staged for the same file (a crash, a
+/// failed install), and forgets it in `pending`, so that older content never
+/// lands later.
+pub fn finish_earlier(
+    final_path: &Path,
+    token: i64,
+    pending: &Pending,
+    mut finish: impl FnMut(&Leftover) -> Result<()>,
+) -> Result<()> {
+    if let (Some(dir), Some(name)) = (final_path.parent(), final_path.file_name()) {
+        for l in leftovers_in(dir, name.to_str())? {
+            if l.token == token {
+                continue;
+            }
+            finish(&l)?;
+            pending.remove(&l.final_path, l.token);
+        }
+    }
+    Ok(())
+}
+
+/// Stages `content` for `final_path` ([`stage`]) in the transaction `token`,
+/// in place of what it staged there before, and adds it to its `staged` files.
+pub fn restage(
+    staged: &mut Vec<Staged>,
+    root: &Path,
+    final_path: &Path,
+    item: Option<(String, Id)>,
+    token: i64,
+    content: &[u8],
+) -> Result<()> {
+    staged.retain(|s| !s.same_file(final_path));
+    staged.push(stage(root, final_path, item, token, content)?);
+    Ok(())
+}
+
 /// Renames the staged files of the transaction `token`, just committed, into
 /// place and forgets them in `pending`. A failed rename is logged and the file
 /// stays registered (readers use the staged file until it is in place): returns
