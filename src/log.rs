@@ -116,7 +116,7 @@ fn json_unsafe(c: char) -> bool {
     needs_escape(c) && !c.is_ascii_control() || c == '\u{7f}'
 }
 
-/// Writes JSON lines with the characters of [`json_unsafe`] as `\uXXXX` escapes. They
+/// Writes JSON lines with the characters of `json_unsafe` as `\uXXXX` escapes. They
 /// can only occur inside JSON strings (keys and structure are ASCII), where the
 /// escape means the same character: the line still decodes to exactly what was
 /// logged.

@@ -275,7 +275,7 @@ impl RpcHandler for App {
         }
     }
 
-    /// Cheap reads (see [`inline_method`]) of callers whose credentials are cached
+    /// Cheap reads (see `inline_method`) of callers whose credentials are cached
     /// are answered on the executor thread; anything else (a password to verify, a
     /// body that does not decode, another method) goes the usual way, and nothing
     /// has been counted, logged or rate-limited for it here.

@@ -28,7 +28,7 @@
 //! # Content files
 //!
 //! FileClass content stays on disk under `<tracker>/db/files`, as with Roundup on
-//! PostgreSQL, with the crash-safe protocol of [`crate::store::files`]; the
+//! PostgreSQL, with the crash-safe protocol of `store::files`; the
 //! token that tells committed staged files from abandoned ones is the writing
 //! transaction's id (`txid_current()`), whose fate PostgreSQL reports
 //! (`txid_status`: committed, aborted or still in progress), so that daemons
@@ -36,7 +36,7 @@
 //!
 //! # Connections
 //!
-//! See [`pool`] and [`connect`]. Every method here is blocking and runs on
+//! See `pool` and [`connect`]. Every method here is blocking and runs on
 //! blocking threads, never on the async executor.
 //!
 //! # Why this file is long

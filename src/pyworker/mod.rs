@@ -48,39 +48,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines of the worker's standard error kept for start-up failure messages.
 const STDERR_TAIL: usize = 30;
 
-/// Auditor or reactor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `cl.audit(...)`: runs before the change, may change or refuse it.
-    Audit,
-    /// `cl.react(...)`: runs after the change.
-    React,
-}
-
-/// The four events detectors are registered for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// `create`.
-    Create,
-    /// `set`.
-    Set,
-    /// `retire`.
-    Retire,
-    /// `restore`.
-    Restore,
-}
-
-impl Event {
-    /// Roundup's name of the event.
-    pub fn name(self) -> &'static str {
-        match self {
-            Event::Create => "create",
-            Event::Set => "set",
-            Event::Retire => "retire",
-            Event::Restore => "restore",
-        }
-    }
-}
+pub use crate::schema::detectors::{Event, Kind};
 
 /// One `cl.audit(...)`/`cl.react(...)` a detector file's `init(db)` made.
 #[derive(Debug, Clone, PartialEq, Eq)]

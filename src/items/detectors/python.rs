@@ -17,11 +17,11 @@
 //! even if a detector catches them. A worker that dies or hangs fails the call
 //! (and is replaced).
 
-use super::registry::{Event, External, Impl, Kind, Registry};
+use super::registry::{Event, External, Impl, Registry};
 use crate::error::{Error, Result};
 use crate::items::{Changes, Ctx};
 use crate::pyworker::value::{self, Style};
-use crate::pyworker::{self as worker, Lease, Runtime, WorkerError};
+use crate::pyworker::{Lease, Runtime, WorkerError};
 use crate::schema::{ClassDef, ClassKind};
 use crate::store::{Id, Item};
 use serde_json::{json, Value as J};
@@ -99,20 +99,10 @@ impl External for PythonDetectors {
 pub fn register(registry: &mut Registry, runtime: &Runtime) {
     let imp: Arc<dyn External> = Arc::new(PythonDetectors);
     for r in runtime.registrations() {
-        let kind = match r.kind {
-            worker::Kind::Audit => Kind::Audit,
-            worker::Kind::React => Kind::React,
-        };
-        let event = match r.event {
-            worker::Event::Create => Event::Create,
-            worker::Event::Set => Event::Set,
-            worker::Event::Retire => Event::Retire,
-            worker::Event::Restore => Event::Restore,
-        };
         registry.add(
             &r.class,
-            kind,
-            event,
+            r.kind,
+            r.event,
             r.priority,
             &r.name,
             Impl::External {

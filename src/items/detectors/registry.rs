@@ -32,69 +32,7 @@ use crate::schema::{BuiltinDetector, ClassDef, Schema};
 use crate::store::{Id, Item};
 use crate::tracker::Tracker;
 
-/// Auditor (runs before the change is written, may change or refuse it) or reactor
-/// (runs after it was written, in the same transaction).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// `cl.audit(...)`.
-    Audit,
-    /// `cl.react(...)`.
-    React,
-}
-
-impl Kind {
-    /// `"audit"` or `"react"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Audit => "audit",
-            Kind::React => "react",
-        }
-    }
-
-    /// The kind called `name` (`"audit"`, `"react"`).
-    pub fn from_name(name: &str) -> Option<Kind> {
-        [Kind::Audit, Kind::React]
-            .into_iter()
-            .find(|k| k.name() == name)
-    }
-}
-
-/// The four events Roundup fires detectors for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Event {
-    /// `create`: auditors get the new values (`nodeid` None), reactors the new id.
-    Create,
-    /// `set`: auditors get the changes, reactors the item as it was before.
-    Set,
-    /// `retire`: auditors and reactors get neither values nor old values.
-    Retire,
-    /// `restore`: as `retire`.
-    Restore,
-}
-
-impl Event {
-    /// Every event, in Roundup's order.
-    pub const ALL: [Event; 4] = [Event::Create, Event::Set, Event::Retire, Event::Restore];
-
-    /// Roundup's name: `"create"`, `"set"`, `"retire"`, `"restore"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Event::Create => "create",
-            Event::Set => "set",
-            Event::Retire => "retire",
-            Event::Restore => "restore",
-        }
-    }
-
-    /// The event called `name`.
-    pub fn from_name(name: &str) -> Option<Event> {
-        Event::ALL.into_iter().find(|e| e.name() == name)
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use crate::schema::detectors::{Event, Kind};
 
 /// One Rust built-in detector function, named after the Python function it ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
