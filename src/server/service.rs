@@ -465,9 +465,22 @@ impl ServiceInner {
                     if coding == RequestCoding::Identity {
                         let deadline = Deadline::after(self.config().request_deadline);
                         let handler = Arc::clone(&self.shared.handler);
-                        if let Some(response) = handler.call_inline(&head, &buf, &deadline) {
-                            drop(reservation);
-                            return Ok(reply_response(finish_reply(response, gzip_above)));
+                        // A panic is answered as on a blocking thread (500, logged),
+                        // not by unwinding the connection's task.
+                        let inline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            handler.call_inline(&head, &buf, &deadline)
+                        }));
+                        match inline {
+                            Ok(Some(response)) => {
+                                drop(reservation);
+                                return Ok(reply_response(finish_reply(response, gzip_above)));
+                            }
+                            Ok(None) => {}
+                            Err(payload) => {
+                                return Err(RequestError::HandlerPanicked(panic_message(
+                                    payload.as_ref(),
+                                )))
+                            }
                         }
                     }
                     let handler = Arc::clone(&self.shared.handler);

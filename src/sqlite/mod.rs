@@ -260,8 +260,15 @@ impl Store for SqliteStore {
         Ok(Box::new(self.begin(true)?))
     }
 
+    /// Only with an idle reader connection at hand: opening one (pragmas, the
+    /// journal mode) may wait on the database's locks, which must not happen on an
+    /// executor thread. (A pooled reader in WAL mode does not wait for writers.)
     fn reads_inline(&self) -> bool {
-        true
+        !self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 }
 

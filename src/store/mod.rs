@@ -359,8 +359,8 @@ pub trait Store: Send + Sync {
     fn shared_limits(&self) -> Option<&dyn SharedLimits> {
         None
     }
-    /// Whether a cheap read may run on an async executor thread: true only when
-    /// reads are local file reads (SQLite). A backend that talks to a server over
+    /// Whether a cheap read may run on an async executor thread now: true only when
+    /// reads are local file reads (SQLite) and need no new connection. A backend that talks to a server over
     /// the network (PostgreSQL: each connection drives a runtime of its own, which
     /// must not be started on an executor thread) keeps every call on the blocking
     /// pool.
